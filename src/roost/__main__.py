@@ -1,0 +1,5 @@
+"""``python -m roost`` runs the ``roost`` command."""
+
+from roost.cli.main import main
+
+main()

@@ -1,0 +1,211 @@
+"""Agents and providers from OpenCode-format configuration.
+
+The configuration is OpenCode's (``Config`` schema in ``opencode-1.18.34-openapi.json``):
+``provider`` entries with ``npm``, ``options.baseURL``, ``options.apiKey`` and ``models``; a
+default ``model`` as ``"providerID/modelID"``; and ``agent`` entries that refine the built-in
+agents. ``OPENAI_API_KEY`` (with ``OPENAI_BASE_URL``) adds an ``openai`` provider that accepts any
+model id. Reading the files is the CLI's job; this module only interprets the merged dict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from roost.errors import UnknownAgent, UnknownModel
+
+OPENAI_COMPATIBLE_NPM: Final = frozenset({"@ai-sdk/openai-compatible", "@ai-sdk/openai"})
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """One LLM provider.
+
+    Attributes:
+        models: Known model ids; None accepts any id (a provider configured only by env).
+    """
+
+    id: str
+    npm: str
+    base_url: str | None
+    api_key: str | None
+    models: frozenset[str] | None
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """One agent (OpenAPI ``Agent``)."""
+
+    name: str
+    mode: str
+    description: str = ""
+    prompt: str | None = None
+    model: tuple[str, str] | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    steps: int | None = None
+    native: bool = True
+    hidden: bool = False
+    permission: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_wire(self) -> dict[str, Any]:
+        """The ``Agent`` object served by ``GET /agent``."""
+        out: dict[str, Any] = {
+            "name": self.name,
+            "mode": self.mode,
+            "native": self.native,
+            "permission": self.permission,
+            "options": {},
+        }
+        if self.description:
+            out["description"] = self.description
+        if self.hidden:
+            out["hidden"] = True
+        if self.prompt is not None:
+            out["prompt"] = self.prompt
+        if self.model is not None:
+            out["model"] = {"providerID": self.model[0], "modelID": self.model[1]}
+        if self.temperature is not None:
+            out["temperature"] = self.temperature
+        if self.top_p is not None:
+            out["topP"] = self.top_p
+        if self.steps is not None:
+            out["steps"] = self.steps
+        return out
+
+
+_BUILTIN_AGENTS: Final = (
+    AgentConfig("build", "primary", "The default agent: works on the project with every tool."),
+    AgentConfig("plan", "primary", "Plans without changing files: edits are denied."),
+    AgentConfig("general", "subagent", "A general-purpose sub-agent for multi-step tasks."),
+    AgentConfig("explore", "subagent", "A fast sub-agent that searches and reads the codebase."),
+)
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A provider and model checked against the catalog."""
+
+    provider: ProviderConfig
+    model_id: str
+
+
+class Catalog:
+    """The agents and providers a server knows, built once at start-up."""
+
+    def __init__(self, config: dict[str, Any], env: dict[str, str]) -> None:
+        self.config = config
+        self.providers = _providers(config, env)
+        self.agents = _agents(config)
+        self.default_agent = str(config.get("default_agent") or "build")
+        self.default_model = _default_model(config, self.providers)
+
+    def agent(self, name: str | None) -> AgentConfig:
+        """The named agent, or the default one.
+
+        Raises:
+            UnknownAgent: No agent has that name.
+        """
+        name = name or self.default_agent
+        found = self.agents.get(name)
+        if found is None:
+            raise UnknownAgent(name, sorted(self.agents))
+        return found
+
+    def resolve_model(
+        self, provider_id: str | None, model_id: str | None, agent: AgentConfig
+    ) -> ResolvedModel:
+        """The model a prompt runs on: the request's, else the agent's, else the default.
+
+        Raises:
+            UnknownModel: The provider is not configured, or does not list the model.
+        """
+        if provider_id and model_id:
+            pair = (provider_id, model_id)
+        elif agent.model is not None:
+            pair = agent.model
+        elif self.default_model is not None:
+            pair = self.default_model
+        else:
+            raise UnknownModel("", "", "no model given and no default model is configured")
+        provider = self.providers.get(pair[0])
+        if provider is None:
+            known = ", ".join(sorted(self.providers)) or "none"
+            raise UnknownModel(pair[0], pair[1], f"provider not configured (configured: {known})")
+        if provider.models is not None and pair[1] not in provider.models:
+            known = ", ".join(sorted(provider.models)) or "none"
+            raise UnknownModel(pair[0], pair[1], f"the provider lists no such model ({known})")
+        return ResolvedModel(provider, pair[1])
+
+
+def _providers(config: dict[str, Any], env: dict[str, str]) -> dict[str, ProviderConfig]:
+    out: dict[str, ProviderConfig] = {}
+    if env.get("OPENAI_API_KEY"):
+        out["openai"] = ProviderConfig(
+            "openai", "@ai-sdk/openai", env.get("OPENAI_BASE_URL"), env["OPENAI_API_KEY"], None,
+            "OpenAI",
+        )
+    for pid, entry in (config.get("provider") or {}).items():
+        entry = entry or {}
+        options = entry.get("options") or {}
+        npm = entry.get("npm") or ("@ai-sdk/openai" if pid == "openai" else "")
+        models = entry.get("models")
+        base = out.get(pid)
+        out[pid] = ProviderConfig(
+            pid,
+            npm or (base.npm if base else "@ai-sdk/openai-compatible"),
+            options.get("baseURL") or (base.base_url if base else None),
+            options.get("apiKey") or (base.api_key if base else None),
+            frozenset(models) if models else (base.models if base else None),
+            entry.get("name") or pid,
+        )
+    enabled = config.get("enabled_providers")
+    disabled = set(config.get("disabled_providers") or [])
+    return {
+        pid: p
+        for pid, p in out.items()
+        if (enabled is None or pid in enabled) and pid not in disabled
+    }
+
+
+def _split_model(value: Any) -> tuple[str, str] | None:
+    if isinstance(value, str) and "/" in value:
+        provider_id, model_id = value.split("/", 1)
+        return provider_id, model_id
+    return None
+
+
+def _default_model(
+    config: dict[str, Any], providers: dict[str, ProviderConfig]
+) -> tuple[str, str] | None:
+    explicit = _split_model(config.get("model"))
+    if explicit is not None:
+        return explicit
+    for provider in providers.values():
+        if provider.models:
+            return provider.id, sorted(provider.models)[0]
+    return None
+
+
+def _agents(config: dict[str, Any]) -> dict[str, AgentConfig]:
+    agents = {a.name: a for a in _BUILTIN_AGENTS}
+    for name, entry in (config.get("agent") or {}).items():
+        entry = entry or {}
+        base = agents.get(name)
+        if entry.get("disable"):
+            agents.pop(name, None)
+            continue
+        agents[name] = AgentConfig(
+            name=name,
+            mode=entry.get("mode") or (base.mode if base else "all"),
+            description=entry.get("description") or (base.description if base else ""),
+            prompt=entry.get("prompt") or (base.prompt if base else None),
+            model=_split_model(entry.get("model")) or (base.model if base else None),
+            temperature=entry.get("temperature"),
+            top_p=entry.get("top_p"),
+            steps=entry.get("steps") or entry.get("maxSteps"),
+            native=base is not None,
+            hidden=bool(entry.get("hidden", False)),
+        )
+    return agents

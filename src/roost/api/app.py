@@ -1,0 +1,65 @@
+"""The ASGI app: OpenCode's v1 HTTP API over a ``SessionService``.
+
+Handlers only translate: parse the request, call one engine method, render the result. The
+lifespan starts the service (recovery, queued prompts) before the first request is answered and
+stops it (interrupting turns durably) on shutdown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.responses import Response
+
+from roost import __version__
+from roost.api import errors
+from roost.api.auth import BasicAuth
+from roost.api.responses import JSONBytes
+from roost.api.routes import event, message, meta, session
+from roost.engine.sessions import SessionService
+
+
+def create_app(
+    service: SessionService,
+    *,
+    password: str | None = None,
+    username: str = "opencode",
+    data_dir: Path | None = None,
+    config_dir: Path | None = None,
+) -> FastAPI:
+    """Build the app around a not-yet-started service (the lifespan starts and stops it)."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    app = FastAPI(
+        title="Roost", version=__version__, lifespan=lifespan, openapi_url=None,
+        docs_url=None, redoc_url=None,
+    )
+    app.state.sessions = service
+    app.state.home = Path.home()
+    app.state.data = data_dir or Path()
+    app.state.config_dir = config_dir or Path()
+    errors.install(app)
+    for router in (session.router, message.router, event.router, meta.router):
+        app.include_router(router)
+
+    @app.get("/doc", include_in_schema=False)
+    async def openapi_document() -> Response:
+        """Roost's own OpenAPI document."""
+        return JSONBytes(app.openapi())
+
+    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"],
+                       allow_headers=["*"])
+    if password:
+        app.add_middleware(BasicAuth, username=username, password=password)
+    return app

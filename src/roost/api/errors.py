@@ -1,0 +1,122 @@
+"""The one map from domain errors to HTTP statuses and OpenCode's error bodies.
+
+Bodies follow what OpenCode 1.18.34 sends (``opencode-1.18.34-samples/error-*.json``):
+``NotFoundError`` 404 ``{"name", "data": {"message"}}``; ``BadRequest`` 400
+``{"name", "data": {"message", "kind"}}``; ``SessionBusyError`` 409
+``{"_tag", "sessionID", "message"}``; anything unexpected is a logged 500 ``UnknownError`` whose
+``ref`` ties the response to the log line.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from roost.api.responses import JSONBytes as ORJSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from roost.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    RoostError,
+    SessionBusy,
+    StoreClosed,
+)
+from roost.ids import new_error_ref
+
+log = logging.getLogger(__name__)
+
+STATUS_BY_ERROR: dict[type[RoostError], int] = {
+    InvalidInput: 400,
+    NotFound: 404,
+    SessionBusy: 409,
+    Conflict: 409,
+    StoreClosed: 503,
+    RoostError: 500,
+}
+
+
+def status_for(exc: RoostError) -> int:
+    """The HTTP status of a domain error, found along its MRO."""
+    return next(STATUS_BY_ERROR[c] for c in type(exc).__mro__ if c in STATUS_BY_ERROR)
+
+
+def body_for(exc: RoostError) -> dict[str, Any]:
+    """OpenCode's error body for a domain error."""
+    if isinstance(exc, SessionBusy):
+        return {"_tag": "SessionBusyError", "sessionID": exc.session_id, "message": exc.message}
+    if isinstance(exc, NotFound):
+        return {"name": "NotFoundError", "data": {"message": exc.message}}
+    if isinstance(exc, InvalidInput):
+        data: dict[str, Any] = {"message": exc.message, "kind": exc.kind}
+        if exc.field:
+            data["field"] = exc.field
+        return {"name": "BadRequest", "data": data}
+    return {"name": type(exc).__name__, "data": {"message": exc.message}}
+
+
+def bad_request(message: str, kind: str) -> ORJSONResponse:
+    """A 400 ``BadRequest`` response."""
+    return ORJSONResponse({"name": "BadRequest", "data": {"message": message, "kind": kind}},
+                          status_code=400)
+
+
+def _location_kind(loc: tuple[Any, ...]) -> str:
+    return {"body": "Payload", "path": "Path", "query": "Query", "header": "Headers"}.get(
+        str(loc[0]) if loc else "", "Payload"
+    )
+
+
+def _describe(errors: list[Any]) -> tuple[str, str]:
+    lines = []
+    kind = "Payload"
+    for err in errors[:5]:
+        loc = tuple(err.get("loc", ()))
+        kind = _location_kind(loc)
+        where = ".".join(str(p) for p in loc[1:]) or str(loc[0] if loc else "body")
+        lines.append(f"{err.get('msg', 'invalid')} at {where!r}")
+    return "; ".join(lines) or "invalid request", kind
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on ``app``."""
+
+    @app.exception_handler(RoostError)
+    async def _roost(_: Request, exc: RoostError) -> ORJSONResponse:
+        status = status_for(exc)
+        if status >= 500:
+            ref = new_error_ref()
+            log.error("unexpected %s (ref %s): %s", type(exc).__name__, ref, exc.message)
+            return ORJSONResponse(
+                {"name": "UnknownError", "data": {"message": exc.message, "ref": ref}},
+                status_code=status,
+            )
+        return ORJSONResponse(body_for(exc), status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> ORJSONResponse:
+        message, kind = _describe(list(exc.errors()))
+        return bad_request(message, kind)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+        if exc.status_code == 404:
+            return ORJSONResponse({"name": "NotFoundError", "data": {"message": str(exc.detail)}},
+                                  status_code=404)
+        return ORJSONResponse({"name": "BadRequest" if exc.status_code < 500 else "UnknownError",
+                               "data": {"message": str(exc.detail)}},
+                              status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> ORJSONResponse:
+        ref = new_error_ref()
+        log.exception("unexpected error (ref %s)", ref, exc_info=exc)
+        return ORJSONResponse(
+            {"name": "UnknownError",
+             "data": {"message": "Unexpected server error. Check server logs for details.",
+                      "ref": ref}},
+            status_code=500,
+        )

@@ -1,0 +1,36 @@
+"""``GET /event`` and ``GET /global/event``: the SSE streams."""
+
+from __future__ import annotations
+
+import orjson
+from fastapi import APIRouter, Request
+from sse_starlette import EventSourceResponse
+
+from roost.api.sse import parse_cursor, stream_events
+from roost.engine.sessions import SessionService
+
+router = APIRouter(tags=["event"])
+
+
+@router.get("/event")
+async def events(request: Request) -> EventSourceResponse:
+    """Every event of this server's sessions, as SSE; resumable with ``Last-Event-ID``."""
+    service: SessionService = request.app.state.sessions
+    cursor = parse_cursor(request.headers.get("last-event-id"))
+    return EventSourceResponse(stream_events(service, cursor), ping=None)
+
+
+@router.get("/global/event")
+async def global_events(request: Request) -> EventSourceResponse:
+    """The same events wrapped as OpenCode's ``GlobalEvent``: ``{directory, project, payload}``."""
+    service: SessionService = request.app.state.sessions
+    prefix = (
+        '{"directory":' + orjson.dumps(service.options.directory).decode()
+        + ',"project":' + orjson.dumps(service.options.project_id).decode() + ',"payload":'
+    )
+
+    def wrap(data: str) -> str:
+        return prefix + data + "}"
+
+    cursor = parse_cursor(request.headers.get("last-event-id"))
+    return EventSourceResponse(stream_events(service, cursor, wrap), ping=None)

@@ -1,0 +1,119 @@
+"""Server, config and agent routes that clients call before prompting.
+
+``opencode run --attach`` calls ``GET /config`` and ``GET /agent``; the TUI also reads
+``/path``, ``/project/current``, ``/config/providers`` and ``/provider``.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from roost import __version__
+from roost.api.responses import JSONBytes
+from roost.engine.sessions import SessionService
+
+router = APIRouter(tags=["server"])
+
+
+def _service(request: Request) -> SessionService:
+    service: SessionService = request.app.state.sessions
+    return service
+
+
+def _redacted_config(config: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(config)
+    for entry in (out.get("provider") or {}).values():
+        options = (entry or {}).get("options") or {}
+        if "apiKey" in options:
+            options["apiKey"] = "***"
+    return out
+
+
+def _model_entry(provider_id: str, model_id: str) -> dict[str, Any]:
+    return {
+        "id": model_id, "providerID": provider_id, "name": model_id, "api": {"id": model_id},
+        "capabilities": {"temperature": True, "reasoning": False, "attachment": False,
+                         "toolcall": True, "input": {"text": True}, "output": {"text": True}},
+        "cost": {"input": 0, "output": 0}, "limit": {"context": 128000, "output": 32000},
+        "status": "active", "options": {}, "headers": {},
+    }
+
+
+def _providers(service: SessionService) -> list[dict[str, Any]]:
+    out = []
+    for p in service.catalog.providers.values():
+        models = sorted(p.models) if p.models is not None else []
+        out.append({
+            "id": p.id, "name": p.name or p.id, "source": "config", "env": [], "options": {},
+            "models": {m: _model_entry(p.id, m) for m in models},
+        })
+    return out
+
+
+@router.get("/global/health")
+async def health() -> Response:
+    """Liveness: ``{"healthy": true, "version"}``."""
+    return JSONBytes({"healthy": True, "version": __version__})
+
+
+@router.get("/config")
+async def get_config(request: Request) -> Response:
+    """The merged configuration (API keys redacted)."""
+    return JSONBytes(_redacted_config(_service(request).catalog.config))
+
+
+@router.get("/agent")
+async def list_agents(request: Request) -> Response:
+    """Every agent (``Agent`` schema)."""
+    return JSONBytes([a.to_wire() for a in _service(request).catalog.agents.values()])
+
+
+@router.get("/config/providers")
+async def config_providers(request: Request) -> Response:
+    """Configured providers and the default model of each."""
+    service = _service(request)
+    providers = _providers(service)
+    default = {}
+    for p in providers:
+        if p["models"]:
+            default[p["id"]] = next(iter(p["models"]))
+    if service.catalog.default_model is not None:
+        default[service.catalog.default_model[0]] = service.catalog.default_model[1]
+    return JSONBytes({"providers": providers, "default": default})
+
+
+@router.get("/provider")
+async def list_providers(request: Request) -> Response:
+    """Providers, with the connected ones named."""
+    service = _service(request)
+    providers = _providers(service)
+    default = {p["id"]: next(iter(p["models"])) for p in providers if p["models"]}
+    return JSONBytes({"all": providers, "default": default,
+                      "connected": [p["id"] for p in providers]})
+
+
+@router.get("/path")
+async def paths(request: Request) -> Response:
+    """The server's directories."""
+    directory = _service(request).options.directory
+    return JSONBytes({"home": str(request.app.state.home), "state": str(request.app.state.data),
+                      "config": str(request.app.state.config_dir), "worktree": directory,
+                      "directory": directory})
+
+
+@router.get("/project/current")
+async def current_project(request: Request) -> Response:
+    """The project this server works in."""
+    options = _service(request).options
+    return JSONBytes({"id": options.project_id, "worktree": options.directory,
+                      "time": {"created": 0}, "sandboxes": []})
+
+
+@router.get("/command")
+async def list_commands() -> Response:
+    """Slash commands (none are configured yet)."""
+    return JSONBytes([])

@@ -1,0 +1,99 @@
+"""Session routes: ``/session``, ``/session/{id}``, ``/children``, ``/status``, ``/abort``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request
+from starlette.responses import Response
+
+from roost.api.responses import JSONBytes, raw_json, raw_json_array
+from roost.api.wire import SessionCreateBody, SessionIDPattern, SessionUpdateBody
+from roost.engine.sessions import SessionService
+
+router = APIRouter(tags=["session"])
+SessionIDParam = Annotated[str, Path(alias="sessionID", pattern=SessionIDPattern)]
+
+
+def _service(request: Request) -> SessionService:
+    service: SessionService = request.app.state.sessions
+    return service
+
+
+@router.get("/session")
+async def list_sessions(
+    request: Request,
+    roots: Annotated[str | None, Query()] = None,
+    limit: Annotated[int | None, Query(ge=0)] = None,
+    search: Annotated[str | None, Query()] = None,
+    start: Annotated[float | None, Query()] = None,
+    directory: Annotated[str | None, Query()] = None,
+) -> Response:
+    """List sessions, children included; ``?roots=true`` leaves children out.
+
+    Like OpenCode, at most 100 are listed unless ``limit`` asks for another number.
+    """
+    rows = await _service(request).list_sessions(
+        roots=(roots or "").lower() == "true",
+        limit=100 if limit is None else limit,
+        search=search,
+        start_ms=int(start) if start is not None else None,
+        directory=None,
+    )
+    del directory  # one project per server: every session shares its directory
+    return raw_json_array(rows)
+
+
+@router.post("/session")
+async def create_session(request: Request, body: SessionCreateBody | None = None) -> Response:
+    """Create a session (optionally a child, with ``parentID``)."""
+    body = body or SessionCreateBody()
+    info = await _service(request).create_session(
+        parent_id=body.parent_id,
+        title=body.title,
+        agent=body.agent,
+        model=body.model.model_dump(by_alias=True, exclude_none=True) if body.model else None,
+        metadata=body.metadata,
+        permission=body.permission,
+    )
+    return JSONBytes(info)
+
+
+@router.get("/session/status")
+async def session_status(request: Request) -> Response:
+    """Status of every busy session; idle sessions are absent."""
+    return JSONBytes(_service(request).statuses())
+
+
+@router.get("/session/{sessionID}")
+async def get_session(request: Request, session_id: SessionIDParam) -> Response:
+    """One session."""
+    return raw_json(await _service(request).get_session(session_id))
+
+
+@router.patch("/session/{sessionID}")
+async def update_session(
+    request: Request, session_id: SessionIDParam, body: SessionUpdateBody
+) -> Response:
+    """Change title, metadata, permission or archive time."""
+    changes = body.model_dump(by_alias=True, exclude_none=True)
+    return JSONBytes(await _service(request).update_session(session_id, changes))
+
+
+@router.delete("/session/{sessionID}")
+async def delete_session(request: Request, session_id: SessionIDParam) -> Response:
+    """Delete a session and its children, stopping whatever they run."""
+    await _service(request).delete_session(session_id)
+    return JSONBytes(True)
+
+
+@router.get("/session/{sessionID}/children")
+async def session_children(request: Request, session_id: SessionIDParam) -> Response:
+    """Direct child sessions."""
+    return raw_json_array(await _service(request).children(session_id))
+
+
+@router.post("/session/{sessionID}/abort")
+async def abort_session(request: Request, session_id: SessionIDParam) -> Response:
+    """Stop the executing turn; always answers true."""
+    return JSONBytes(await _service(request).abort(session_id))

@@ -1,0 +1,72 @@
+"""Event → SSE frame, heartbeats, and replay-then-follow for ``GET /event``.
+
+Frames are OpenCode's v1 ``data: {"type", "properties"}`` (``Event`` schema). Unlike OpenCode,
+each logged event also carries ``id:`` (its global log position), and a client reconnecting with
+``Last-Event-ID`` first receives every logged event after that id, in order, then live ones
+(HTML Living Standard, "Server-sent events", §9.2). ``server.connected`` and
+``server.heartbeat`` are not logged and carry no id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import orjson
+from sse_starlette import ServerSentEvent
+
+from roost.engine.sessions import SessionService
+from roost.model import event as ev
+from roost.store.event_log import StoredEvent
+
+HEARTBEAT_S = 10.0
+_REPLAY_PAGE = 1000
+
+Wrap = Callable[[str], str]
+"""Turns an ``Event`` JSON text into the frame's data (``/global/event`` wraps it)."""
+
+
+def event_json(event: StoredEvent) -> str:
+    """``{"type": …, "properties": …}`` for a logged event."""
+    return '{"type":"' + event.type + '","properties":' + event.data.decode() + "}"
+
+
+def _plain(data: str) -> str:
+    return data
+
+
+def parse_cursor(value: str | None) -> int | None:
+    """The ``Last-Event-ID`` cursor, or None when absent or not a non-negative integer."""
+    if value is None or not value.strip().isdigit():
+        return None
+    return int(value.strip())
+
+
+async def stream_events(
+    service: SessionService, cursor: int | None, wrap: Wrap = _plain
+) -> AsyncIterator[ServerSentEvent]:
+    """Yield SSE frames: connected, replay after ``cursor`` (if given), then live events."""
+    sub = service.subscribe()
+    try:
+        yield ServerSentEvent(data=wrap(orjson.dumps(
+            {"type": ev.SERVER_CONNECTED, "properties": {}}).decode()))
+        if cursor is not None:
+            while True:
+                page = await service.events_after(cursor, limit=_REPLAY_PAGE)
+                for event in page:
+                    cursor = event.id
+                    yield ServerSentEvent(data=wrap(event_json(event)), id=str(event.id))
+                if len(page) < _REPLAY_PAGE:
+                    break
+        heartbeat = wrap(orjson.dumps({"type": ev.SERVER_HEARTBEAT, "properties": {}}).decode())
+        while True:
+            event = await sub.get(timeout_s=HEARTBEAT_S)
+            if event is None:
+                if sub.closed:
+                    return
+                yield ServerSentEvent(data=heartbeat)
+                continue
+            if cursor is not None and event.id <= cursor:
+                continue  # already sent during replay
+            yield ServerSentEvent(data=wrap(event_json(event)), id=str(event.id))
+    finally:
+        sub.close()

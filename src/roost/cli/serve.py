@@ -1,0 +1,92 @@
+"""``roost serve``: the composition root. Settings → Database → SessionService → app → uvicorn.
+
+The socket is bound before the app starts so ``--port 0`` can report the port it got; the
+``listening on`` line is printed only after start-up (migrations, recovery) has finished, and
+connections made earlier wait in the listen backlog until then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from roost.agent.catalog import Catalog
+from roost.agent.providers.registry import ProviderRegistry
+from roost.api.app import create_app
+from roost.config import Settings, environment, global_config_dir, load_config, project_id
+from roost.engine.sessions import ServiceOptions, SessionService
+from roost.store.database import Database
+
+
+class _Server(uvicorn.Server):
+    """Prints the URL once the app is ready to answer."""
+
+    def __init__(self, config: uvicorn.Config, url: str) -> None:
+        super().__init__(config)
+        self._url = url
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            print(f"roost server listening on {self._url}", flush=True)
+
+
+def bind(hostname: str, port: int) -> socket.socket:
+    """A listening TCP socket (``port`` 0 picks a free one)."""
+    family = socket.AF_INET6 if ":" in hostname else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((hostname, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+async def serve(settings: Settings) -> None:
+    """Run the server until SIGINT/SIGTERM."""
+    env = environment()
+    directory = settings.directory.resolve()
+    config = load_config(directory, env)
+    catalog = Catalog(config, env)
+    db = await Database.open(settings.db_path, synchronous=settings.synchronous)
+    service = SessionService(
+        db, catalog, ProviderRegistry(),
+        ServiceOptions(directory=str(directory), project_id=project_id(directory)),
+    )
+    app = create_app(
+        service, password=settings.password, username=settings.username,
+        data_dir=settings.db_path.parent, config_dir=global_config_dir(env),
+    )
+    sock = bind(settings.hostname, settings.port)
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    server = _Server(
+        uvicorn.Config(app, log_level=settings.log_level, access_log=False, lifespan="on",
+                       timeout_graceful_shutdown=5),
+        f"http://{shown}:{port}",
+    )
+    await server.serve(sockets=[sock])
+
+
+def run_server(settings: Settings) -> None:
+    """Blocking entry point used by the CLI."""
+    logging.basicConfig(
+        level=settings.log_level.upper(), stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        import uvloop
+
+        uvloop.run(serve(settings))
+    except ImportError:  # uvloop is optional on platforms without it
+        asyncio.run(serve(settings))
+
+
+def resolve_db(db: Path | None, env: dict[str, str]) -> Path:
+    """``--db`` if given, else the default location."""
+    return db.expanduser() if db is not None else Settings.default_db_path(env)

@@ -1,0 +1,118 @@
+"""Admission: a prompt is accepted only once its user message, parts and run are committed.
+
+Invariant: ``admit_prompt`` returns (and the API answers 2xx) only after one transaction has
+stored the user message, every part, and, unless ``noReply``, a ``queued`` run. Everything that
+can be checked before the turn starts is checked first (session, agent, model, part ids), and a
+failed check stores nothing. Re-sending a ``messageID`` that is already stored in the session
+changes nothing and admits nothing new: it is the client retrying.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from roost.agent.catalog import Catalog
+from roost.errors import InvalidInput, SessionNotFound
+from roost.ids import new_message_id, new_part_id, new_run_id
+from roost.model import event as ev
+from roost.model import message as msg
+from roost.store import queries, runs
+from roost.store.database import Database
+from roost.store.event_log import Tx, now_ms
+from roost.store.schema import part as part_table
+
+
+@dataclass(frozen=True)
+class PromptInput:
+    """A validated ``prompt_async`` / ``message`` body (see ``api/wire.py``).
+
+    Attributes:
+        parts: Part inputs (``TextPartInput``, ``FilePartInput``, …) as dicts; ``id`` optional.
+    """
+
+    parts: list[dict[str, Any]]
+    message_id: str | None = None
+    agent: str | None = None
+    provider_id: str | None = None
+    model_id: str | None = None
+    variant: str | None = None
+    no_reply: bool = False
+    system: str | None = None
+    tools: dict[str, bool] | None = None
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """The stored prompt.
+
+    Attributes:
+        run_id: The run that will answer it; None with ``noReply``.
+        created: False when the ``messageID`` was already stored (a retry).
+    """
+
+    message_id: str
+    run_id: str | None
+    created: bool
+
+
+async def admit_prompt(
+    db: Database, catalog: Catalog, session_id: str, prompt: PromptInput
+) -> Admitted:
+    """Store a prompt durably (see the module docstring).
+
+    Raises:
+        SessionNotFound: No such session.
+        UnknownAgent, UnknownModel: The agent or model cannot run (400).
+        InvalidInput: A part id or ``messageID`` is already used elsewhere.
+    """
+    agent = catalog.agent(prompt.agent)
+    resolved = catalog.resolve_model(prompt.provider_id, prompt.model_id, agent)
+    message_id = prompt.message_id or new_message_id()
+    created_ms = now_ms()
+    info = msg.user_message(
+        message_id, session_id, created_ms=created_ms, agent=agent.name,
+        provider_id=resolved.provider.id, model_id=resolved.model_id,
+        system=prompt.system, tools=prompt.tools, variant=prompt.variant,
+    )
+    parts = [
+        {**p, "id": p.get("id") or new_part_id(), "sessionID": session_id,
+         "messageID": message_id}
+        for p in prompt.parts
+    ]
+    request = {"agent": agent.name, "providerID": resolved.provider.id,
+               "modelID": resolved.model_id, "system": prompt.system, "tools": prompt.tools}
+    run_id = None if prompt.no_reply else new_run_id()
+
+    def admit(tx: Tx) -> Admitted:
+        session_json = queries.get_session(tx.conn, session_id)
+        if session_json is None:
+            raise SessionNotFound(session_id)
+        owner = queries.message_session(tx.conn, message_id)
+        if owner is not None:
+            if owner != session_id:
+                raise InvalidInput(f"messageID {message_id} belongs to another session",
+                                   field="messageID")
+            existing = runs.run_for_message(tx.conn, message_id)
+            return Admitted(message_id, existing.id if existing else None, created=False)
+        ids = [p["id"] for p in parts]
+        if len(set(ids)) != len(ids):
+            raise InvalidInput("part ids must be unique", field="parts")
+        taken = tx.conn.execute(
+            part_table.select().with_only_columns(part_table.c.id).where(part_table.c.id.in_(ids))
+        ).first()
+        if taken is not None:
+            raise InvalidInput(f"part id {taken.id} is already used", field="parts")
+        tx.append(session_id, ev.MESSAGE_UPDATED, {"sessionID": session_id, "info": info})
+        for p in parts:
+            tx.append(session_id, ev.PART_UPDATED, {"sessionID": session_id, "part": p})
+        session = orjson.loads(session_json)
+        session["time"]["updated"] = created_ms
+        tx.append(session_id, ev.SESSION_UPDATED, {"sessionID": session_id, "info": session})
+        if run_id is not None:
+            runs.insert_run(tx.conn, run_id, session_id, message_id, request)
+        return Admitted(message_id, run_id, created=True)
+
+    return await db.write(admit)

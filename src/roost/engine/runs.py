@@ -1,0 +1,264 @@
+"""RunManager: executes admitted runs one session at a time, in admission order.
+
+Each session with open runs has one worker task; the worker takes the oldest ``queued`` run
+from the store, executes its turn as a child task (so abort can cancel the turn alone), then
+takes the next. Every task here is owned and awaited by the manager: ``stop()`` cancels and
+drains them. A turn always ends in a durable outcome: completed, failed (provider or internal
+error: the assistant message carries ``error`` and ``session.error`` is emitted), aborted
+(``MessageAbortedError``) or interrupted (server shutdown); then the session goes idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from roost.agent import history
+from roost.agent.catalog import Catalog
+from roost.agent.loop import RetryPolicy, run_turn
+from roost.agent.providers.base import ModelRequest
+from roost.agent.providers.registry import ProviderRegistry
+from roost.engine.turn import TurnWriter
+from roost.errors import ProviderError, RoostError
+from roost.ids import new_message_id
+from roost.model import event as ev
+from roost.model import message as msg
+from roost.model.session import BUSY
+from roost.store import queries, runs
+from roost.store.database import Database
+from roost.store.event_log import Tx, now_ms
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Active:
+    run: runs.RunRow
+    task: asyncio.Task[None]
+    status: dict[str, Any]
+    stop_reason: str | None = None
+    """Why the turn is being cancelled: ``abort`` or ``shutdown``."""
+
+
+class RunManager:
+    """Owns the worker and turn tasks of every session (see module docstring)."""
+
+    def __init__(
+        self,
+        db: Database,
+        catalog: Catalog,
+        providers: ProviderRegistry,
+        *,
+        directory: str,
+        retry: RetryPolicy,
+        instructions: list[str] | None = None,
+    ) -> None:
+        self._db = db
+        self._catalog = catalog
+        self._providers = providers
+        self._directory = directory
+        self._retry = retry
+        self._instructions = instructions or []
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._kicked: set[str] = set()
+        self._held: set[str] = set()
+        self._active: dict[str, _Active] = {}
+        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._stopping = False
+        self.on_status: Callable[[str, dict[str, Any]], None] = lambda sid, status: None
+
+    # -- queries ---------------------------------------------------------------------
+
+    def statuses(self) -> dict[str, dict[str, Any]]:
+        """Live status of every busy session (``SessionStatus``); idle sessions are absent."""
+        return {sid: dict(a.status) for sid, a in self._active.items()}
+
+    def is_busy(self, session_id: str) -> bool:
+        """Whether a turn of the session is executing now."""
+        return session_id in self._active
+
+    # -- commands --------------------------------------------------------------------
+
+    def kick(self, session_id: str) -> None:
+        """Make sure the session's queued runs will execute (idempotent)."""
+        if self._stopping or session_id in self._held:
+            return
+        self._kicked.add(session_id)
+        if session_id not in self._workers:
+            self._workers[session_id] = asyncio.create_task(
+                self._worker(session_id), name=f"worker:{session_id}"
+            )
+
+    async def wait_run(self, run_id: str) -> None:
+        """Return once the run has ended (immediately if it already has)."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(run_id, []).append(fut)
+        row = await self._db.read(lambda c: runs.get_run(c, run_id))
+        if row is None or row.status not in runs.OPEN_STATUSES:
+            self._resolve_waiters(run_id)
+        await fut
+
+    async def abort(self, session_id: str, *, reason: str = "abort") -> bool:
+        """Cancel the session's executing turn and wait until its outcome is stored.
+
+        Returns:
+            True when a turn was executing.
+        """
+        active = self._active.get(session_id)
+        if active is None:
+            return False
+        active.stop_reason = active.stop_reason or reason
+        active.task.cancel()
+        await asyncio.wait({active.task})
+        return True
+
+    async def hold(self, session_id: str) -> None:
+        """Stop the session's turn and keep new ones from starting until ``release``."""
+        self._held.add(session_id)
+        await self.abort(session_id)
+        worker = self._workers.get(session_id)
+        if worker is not None:
+            await asyncio.wait({worker})
+
+    def release(self, session_id: str) -> None:
+        """Undo ``hold``; queued runs (if any still exist) start again."""
+        self._held.discard(session_id)
+        self.kick(session_id)
+
+    async def stop(self) -> None:
+        """Interrupt every executing turn (stored as interrupted) and end all workers."""
+        self._stopping = True
+        for active in list(self._active.values()):
+            active.stop_reason = "shutdown"
+            active.task.cancel()
+        tasks = [a.task for a in self._active.values()] + list(self._workers.values())
+        if tasks:
+            await asyncio.wait(tasks)
+
+    # -- internals -------------------------------------------------------------------
+
+    def _resolve_waiters(self, run_id: str) -> None:
+        for fut in self._waiters.pop(run_id, []):
+            if not fut.done():
+                fut.set_result(None)
+
+    async def _worker(self, session_id: str) -> None:
+        try:
+            while not self._stopping and session_id not in self._held:
+                self._kicked.discard(session_id)
+                open_runs = await self._db.read(lambda c: runs.open_runs(c, session_id))
+                queued = [r for r in open_runs if r.status == runs.QUEUED]
+                if not queued:
+                    if session_id in self._kicked:
+                        continue
+                    return
+                run = queued[0]
+                task = asyncio.create_task(self._execute(run), name=f"turn:{run.id}")
+                self._active[session_id] = _Active(run, task, dict(BUSY))
+                try:
+                    await asyncio.wait({task})
+                finally:
+                    self._active.pop(session_id, None)
+                    self._resolve_waiters(run.id)
+                if task.cancelled() or task.exception() is not None:
+                    exc = None if task.cancelled() else task.exception()
+                    log.error("turn %s ended without an outcome: %r", run.id, exc)
+                    return
+        finally:
+            if self._workers.get(session_id) is asyncio.current_task():
+                del self._workers[session_id]
+
+    def _set_status(self, session_id: str, status: dict[str, Any]) -> None:
+        active = self._active.get(session_id)
+        if active is not None:
+            active.status = dict(status)
+
+    async def _execute(self, run: runs.RunRow) -> None:
+        sid = run.session_id
+        request = run.request
+        agent_name = request.get("agent") or self._catalog.default_agent
+        assistant = msg.assistant_message(
+            new_message_id(), sid, parent_id=run.message_id, created_ms=now_ms(),
+            agent=agent_name, provider_id=request.get("providerID", ""),
+            model_id=request.get("modelID", ""), directory=self._directory,
+        )
+
+        def begin(tx: Tx) -> None:
+            runs.set_status(tx.conn, run.id, runs.RUNNING, assistant_message_id=assistant["id"])
+            tx.append(sid, ev.SESSION_STATUS, {"sessionID": sid, "status": BUSY})
+            tx.append(sid, ev.MESSAGE_UPDATED, {"sessionID": sid, "info": assistant})
+
+        await self._db.write(begin)
+        writer = TurnWriter(self._db, run, assistant, lambda s: self._set_status(sid, s))
+        try:
+            await self._run_turn(run, writer, agent_name)
+        except asyncio.CancelledError:
+            active = self._active.get(sid)
+            reason = active.stop_reason if active is not None else "shutdown"
+            if reason == "shutdown":
+                outcome = (msg.unknown_error("interrupted: server stopped"), runs.INTERRUPTED)
+            else:
+                outcome = (msg.aborted_error(), runs.ABORTED)
+            await asyncio.shield(writer.finish(error=outcome[0], run_status=outcome[1]))
+            raise
+        except ProviderError as exc:
+            error = msg.api_error(
+                exc.message, status_code=exc.status_code, retryable=exc.retryable,
+                response_body=exc.response_body, response_headers=exc.response_headers,
+                url=exc.url,
+            )
+            await writer.finish(error=error, run_status=runs.FAILED)
+        except RoostError as exc:
+            await writer.finish(error=msg.unknown_error(exc.message), run_status=runs.FAILED)
+        except Exception as exc:
+            log.exception("turn %s failed", run.id)
+            await writer.finish(error=msg.unknown_error(f"internal error: {exc!r}"),
+                                run_status=runs.FAILED)
+        else:
+            await writer.finish(error=None, run_status=runs.COMPLETED)
+
+    async def _run_turn(self, run: runs.RunRow, writer: TurnWriter, agent_name: str) -> None:
+        request = run.request
+        agent = self._catalog.agent(agent_name)
+        resolved = self._catalog.resolve_model(request.get("providerID"), request.get("modelID"),
+                                               agent)
+        provider = self._providers.get(resolved.provider)
+        rows = await self._db.read(lambda c: queries.list_messages(c, run.session_id))
+        messages = _conversation_until(rows, run.message_id)
+        system = history.system_prompt(
+            agent_prompt=agent.prompt, directory=self._directory, extra=request.get("system"),
+            instructions=self._instructions,
+        )
+        model_request = ModelRequest(
+            model_id=resolved.model_id,
+            messages=history.to_chat_messages(system, messages),
+            temperature=agent.temperature,
+            top_p=agent.top_p,
+        )
+        await run_turn(provider, model_request, writer, self._retry)
+
+
+def _conversation_until(rows: list[queries.MessageRow], user_message_id: str) -> list[Any]:
+    """The conversation a run answers: earlier turns (each user message followed by its
+    assistant replies) up to and including the run's own user message. User messages queued
+    after it are left out."""
+    decoded = [{"info": orjson.loads(r.info), "parts": [orjson.loads(p) for p in r.parts]}
+               for r in rows]
+    replies: dict[str, list[Any]] = {}
+    for m in decoded:
+        if m["info"]["role"] == "assistant":
+            replies.setdefault(m["info"].get("parentID", ""), []).append(m)
+    out: list[Any] = []
+    for m in decoded:
+        if m["info"]["role"] != "user":
+            continue
+        out.append(m)
+        if m["info"]["id"] == user_message_id:
+            break
+        out.extend(replies.get(m["info"]["id"], []))
+    return out

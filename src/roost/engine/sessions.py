@@ -1,0 +1,334 @@
+"""SessionService: the façade the HTTP layer calls for every session operation.
+
+``start()`` finishes runs a previous process left open and resumes queued prompts; ``stop()``
+interrupts executing turns (durably) and closes the store. Reads return stored wire JSON
+(``str``) so the API can serve them without re-encoding.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from roost.agent.catalog import Catalog
+from roost.agent.loop import RetryPolicy
+from roost.agent.providers.registry import ProviderRegistry
+from roost.engine.admission import Admitted, PromptInput, admit_prompt
+from roost.engine.broadcaster import Broadcaster, Subscription
+from roost.engine.runs import RunManager
+from roost.errors import InvalidInput, MessageNotFound, SessionBusy, SessionNotFound
+from roost.ids import new_session_id
+from roost.model import event as ev
+from roost.model import message as msg
+from roost.model.session import IDLE, new_session
+from roost.store import queries, runs
+from roost.store.database import Database
+from roost.store.event_log import StoredEvent, Tx, now_ms, read_events_after
+from roost.store.queries import MessageRow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServiceOptions:
+    """What the composition root decides for the engine.
+
+    Attributes:
+        directory: The project directory sessions work in.
+        project_id: OpenCode's ``projectID`` for that directory.
+        instructions: Extra system prompt sections (AGENTS.md and the like).
+    """
+
+    directory: str
+    project_id: str
+    retry: RetryPolicy = RetryPolicy()
+    instructions: tuple[str, ...] = ()
+
+
+class SessionService:
+    """Session semantics over the store, the run manager and the broadcaster."""
+
+    def __init__(
+        self, db: Database, catalog: Catalog, providers: ProviderRegistry, options: ServiceOptions
+    ) -> None:
+        self.db = db
+        self.catalog = catalog
+        self.options = options
+        self._providers = providers
+        self.broadcaster = Broadcaster()
+        db.on_commit = self.broadcaster.publish
+        self.runs = RunManager(
+            db, catalog, providers, directory=options.directory, retry=options.retry,
+            instructions=list(options.instructions),
+        )
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Finish runs left open by a previous process, then resume queued prompts."""
+        self.broadcaster.head_id = await self.db.read(_head_id)
+        open_runs = await self.db.read(lambda c: runs.open_runs(c))
+        for run in open_runs:
+            if run.status == runs.RUNNING:
+                await self._finish_interrupted(run)
+        for sid in dict.fromkeys(r.session_id for r in open_runs if r.status == runs.QUEUED):
+            self.runs.kick(sid)
+
+    async def stop(self) -> None:
+        """Interrupt turns durably, end event streams, close providers and the store."""
+        await self.runs.stop()
+        self.broadcaster.close_all()
+        await self._providers.close()
+        await self.db.close()
+
+    async def _finish_interrupted(self, run: runs.RunRow) -> None:
+        error = msg.unknown_error("interrupted: server restarted")
+        sid = run.session_id
+
+        def finish(tx: Tx) -> None:
+            if run.assistant_message_id:
+                row = queries.get_message(tx.conn, sid, run.assistant_message_id)
+                if row is not None:
+                    info = orjson.loads(row.info)
+                    info["time"].setdefault("completed", now_ms())
+                    info.setdefault("error", error)
+                    tx.append(sid, ev.MESSAGE_UPDATED, {"sessionID": sid, "info": info})
+            tx.append(sid, ev.SESSION_ERROR, {"sessionID": sid, "error": error})
+            tx.append(sid, ev.SESSION_STATUS, {"sessionID": sid, "status": IDLE})
+            tx.append(sid, ev.SESSION_IDLE, {"sessionID": sid})
+            runs.set_status(tx.conn, run.id, runs.INTERRUPTED)
+
+        await self.db.write(finish)
+
+    # -- sessions --------------------------------------------------------------------
+
+    async def create_session(
+        self,
+        *,
+        parent_id: str | None = None,
+        title: str | None = None,
+        agent: str | None = None,
+        model: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        permission: list[Any] | None = None,
+    ) -> dict[str, Any]:
+        """Create a session and return its ``Session`` object.
+
+        Raises:
+            InvalidInput: ``parent_id`` names no session.
+        """
+        sid = new_session_id()
+        info = new_session(
+            sid, directory=self.options.directory, project_id=self.options.project_id,
+            created_ms=now_ms(), title=title, parent_id=parent_id, agent=agent, model=model,
+            metadata=metadata, permission=permission,
+        )
+
+        def create(tx: Tx) -> None:
+            if parent_id is not None and queries.get_session(tx.conn, parent_id) is None:
+                raise InvalidInput(f"parentID {parent_id} names no session", field="parentID")
+            tx.append(sid, ev.SESSION_CREATED, {"sessionID": sid, "info": info})
+            tx.append(sid, ev.SESSION_UPDATED, {"sessionID": sid, "info": info})
+
+        await self.db.write(create)
+        return info
+
+    async def get_session(self, session_id: str) -> str:
+        """The session's ``Session`` JSON.
+
+        Raises:
+            SessionNotFound: No such session.
+        """
+        found = await self.db.read(lambda c: queries.get_session(c, session_id))
+        if found is None:
+            raise SessionNotFound(session_id)
+        return found
+
+    async def list_sessions(self, **filters: Any) -> list[str]:
+        """Sessions, most recently updated first; see ``queries.list_sessions``."""
+        return await self.db.read(lambda c: queries.list_sessions(c, **filters))
+
+    async def children(self, session_id: str) -> list[str]:
+        """A session's direct children.
+
+        Raises:
+            SessionNotFound: No such session.
+        """
+        await self.get_session(session_id)
+        return await self.db.read(lambda c: queries.list_children(c, session_id))
+
+    async def update_session(self, session_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Apply ``title``, ``metadata``, ``permission`` or ``time.archived``; emit
+        ``session.updated``.
+
+        Raises:
+            SessionNotFound: No such session.
+        """
+
+        def update(tx: Tx) -> dict[str, Any]:
+            found = queries.get_session(tx.conn, session_id)
+            if found is None:
+                raise SessionNotFound(session_id)
+            info: dict[str, Any] = orjson.loads(found)
+            for key in ("title", "metadata", "permission"):
+                if changes.get(key) is not None:
+                    info[key] = changes[key]
+            archived = (changes.get("time") or {}).get("archived")
+            if archived is not None:
+                info["time"]["archived"] = archived
+            info["time"]["updated"] = now_ms()
+            tx.append(session_id, ev.SESSION_UPDATED, {"sessionID": session_id, "info": info})
+            return info
+
+        return await self.db.write(update)
+
+    async def delete_session(self, session_id: str) -> None:
+        """Stop the session's (and its descendants') turns, then delete them all.
+
+        Raises:
+            SessionNotFound: No such session.
+        """
+        await self.get_session(session_id)
+        tree = await self.db.read(lambda c: _descendants(c, session_id))
+        for sid in tree:
+            await self.runs.hold(sid)
+        try:
+
+            def delete(tx: Tx) -> None:
+                for sid in reversed(tree):  # children before their parent
+                    found = queries.get_session(tx.conn, sid)
+                    if found is None:
+                        continue
+                    tx.append(sid, ev.SESSION_DELETED,
+                              {"sessionID": sid, "info": orjson.loads(found)})
+                    runs.delete_session_runs(tx.conn, sid)
+
+            await self.db.write(delete)
+        finally:
+            for sid in tree:
+                self.runs.release(sid)
+
+    def statuses(self) -> dict[str, dict[str, Any]]:
+        """``GET /session/status``: busy and retrying sessions; idle ones are absent."""
+        return self.runs.statuses()
+
+    # -- messages --------------------------------------------------------------------
+
+    async def list_messages(
+        self, session_id: str, *, limit: int | None = None, before: str | None = None
+    ) -> list[MessageRow]:
+        """Messages with parts, oldest first.
+
+        Raises:
+            SessionNotFound: No such session.
+        """
+
+        def read(c: Any) -> list[MessageRow] | None:
+            if queries.get_session(c, session_id) is None:
+                return None
+            return queries.list_messages(c, session_id, limit=limit, before=before)
+
+        found = await self.db.read(read)
+        if found is None:
+            raise SessionNotFound(session_id)
+        return found
+
+    async def get_message(self, session_id: str, message_id: str) -> MessageRow:
+        """One message with its parts.
+
+        Raises:
+            SessionNotFound, MessageNotFound: Either does not exist.
+        """
+        await self.get_session(session_id)
+        found = await self.db.read(lambda c: queries.get_message(c, session_id, message_id))
+        if found is None:
+            raise MessageNotFound(session_id, message_id)
+        return found
+
+    async def delete_message(self, session_id: str, message_id: str) -> None:
+        """Remove a message and its parts (``message.removed``).
+
+        Raises:
+            SessionNotFound, MessageNotFound: Either does not exist.
+            SessionBusy: A turn of the session is executing.
+        """
+        await self.get_message(session_id, message_id)
+        if self.runs.is_busy(session_id):
+            raise SessionBusy(session_id)
+
+        def delete(tx: Tx) -> None:
+            if queries.get_message(tx.conn, session_id, message_id) is None:
+                raise MessageNotFound(session_id, message_id)
+            for pid in queries.part_ids(tx.conn, message_id):
+                tx.append(session_id, ev.PART_REMOVED,
+                          {"sessionID": session_id, "messageID": message_id, "partID": pid})
+            tx.append(session_id, ev.MESSAGE_REMOVED,
+                      {"sessionID": session_id, "messageID": message_id})
+
+        await self.db.write(delete)
+
+    # -- prompts ---------------------------------------------------------------------
+
+    async def prompt_async(self, session_id: str, prompt: PromptInput) -> Admitted:
+        """Admit a prompt durably and schedule its run; see ``admission``."""
+        admitted = await admit_prompt(self.db, self.catalog, session_id, prompt)
+        if admitted.run_id is not None:
+            self.runs.kick(session_id)
+        return admitted
+
+    async def prompt(self, session_id: str, prompt: PromptInput) -> MessageRow:
+        """Admit a prompt and wait for its turn to end.
+
+        Returns:
+            The assistant message that answered it (with ``error`` when the turn failed), or
+            the user message itself for ``noReply``.
+        """
+        admitted = await self.prompt_async(session_id, prompt)
+        if admitted.run_id is None:
+            return await self.get_message(session_id, admitted.message_id)
+        await self.runs.wait_run(admitted.run_id)
+        run = await self.db.read(lambda c: runs.get_run(c, admitted.run_id or ""))
+        if run is None or run.assistant_message_id is None:
+            return await self.get_message(session_id, admitted.message_id)
+        return await self.get_message(session_id, run.assistant_message_id)
+
+    async def abort(self, session_id: str) -> bool:
+        """Stop the session's executing turn, if any; always succeeds.
+
+        Prompts queued behind it stay queued and run next.
+
+        Raises:
+            SessionNotFound: No such session.
+        """
+        await self.get_session(session_id)
+        await self.runs.abort(session_id)
+        return True
+
+    # -- events ----------------------------------------------------------------------
+
+    def subscribe(self) -> Subscription:
+        """A live subscription to committed events."""
+        return self.broadcaster.subscribe()
+
+    async def events_after(self, after_id: int, *, limit: int = 1000) -> list[StoredEvent]:
+        """Logged events with global id ``> after_id``, oldest first (replay)."""
+        return await self.db.read(lambda c: read_events_after(c, after_id, limit=limit))
+
+
+def _head_id(conn: Any) -> int:
+    from roost.store.database import head_event_id
+
+    return head_event_id(conn)
+
+
+def _descendants(conn: Any, root: str) -> list[str]:
+    """``root`` and every session below it, parents before children."""
+    order = [root]
+    i = 0
+    while i < len(order):
+        order.extend(queries.child_ids(conn, order[i]))
+        i += 1
+    return order

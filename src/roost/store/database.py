@@ -1,0 +1,262 @@
+"""Opening the database: engines, pragmas, migrations, and the single writer thread.
+
+Every write goes through ``Database.write``: one dedicated thread owns the only write connection
+and runs queued commands in ``BEGIN IMMEDIATE`` transactions, so SQLite never answers
+"database is locked" to a request. Commands that arrive while a transaction commits are grouped
+into the next one (group commit): one fsync serves many concurrent requests. If any command in a
+group raises, the group is rolled back and each of its commands is retried in a transaction of its
+own, so one bad command fails alone. Commands must therefore have no effects outside the
+database; they append events through ``Tx`` and return plain values.
+
+Reads use a small pool of other connections from worker threads (``Database.read``); in WAL mode
+they see the last committed state and never block the writer.
+
+Only SQLite is built so far; the dialect-specific pieces (pragmas, ``BEGIN IMMEDIATE``) are
+confined to this module so PostgreSQL can be added behind the same interface.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.pool import NullPool, QueuePool
+
+from roost.errors import StoreClosed
+from roost.store.event_log import StoredEvent, Tx
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+HEAD_REVISION = "0001"
+"""The newest migration; checked cheaply at start so Alembic is imported only when needed."""
+
+_MAX_GROUP = 256
+"""Most commands folded into one transaction (bounds the work redone when one fails)."""
+
+OnCommit = Callable[[list[StoredEvent]], None]
+
+
+@dataclass
+class _Command:
+    fn: Callable[[Tx], Any]
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+    result: Any = None
+    error: BaseException | None = None
+    events: list[StoredEvent] = field(default_factory=list)
+
+
+def _configure_sqlite(engine: Engine, *, synchronous: str) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
+        # Let SQLAlchemy's "begin" hook emit BEGIN IMMEDIATE instead of pysqlite's deferred
+        # BEGIN: the writer takes the write lock up front, so it never fails with SQLITE_BUSY
+        # half-way through a transaction (SQLAlchemy docs, "Serializable isolation / Savepoints
+        # / Transactional DDL" for pysqlite).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA synchronous={synchronous}")
+        cur.execute("PRAGMA busy_timeout=10000")
+        cur.execute("PRAGMA foreign_keys=OFF")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def sqlite_url(path: Path) -> str:
+    """SQLAlchemy URL for an SQLite file."""
+    return f"sqlite+pysqlite:///{path}"
+
+
+def migrate(engine: Engine) -> None:
+    """Upgrade the database to the newest migration (a no-op when it is already there)."""
+    with engine.connect() as conn:
+        has_version = conn.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name='alembic_version'"
+        ).first()
+        if has_version:
+            current = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+            if current == HEAD_REVISION:
+                return
+    # Alembic is imported only when there is something to do: it costs start-up time.
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+class Database:
+    """The store's connections: one writer thread and a pool of readers.
+
+    Use ``await Database.open(path)``; ``close()`` drains the writer and disposes the engines.
+    ``on_commit`` (set by the engine) receives each committed transaction's events, in commit
+    order, on the event loop thread.
+    """
+
+    def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
+        self.path = path
+        self.synchronous = synchronous
+        url = sqlite_url(path)
+        self._write_engine = create_engine(url, poolclass=NullPool)
+        self._read_engine = create_engine(url, poolclass=QueuePool, pool_size=4, max_overflow=4)
+        for engine in (self._write_engine, self._read_engine):
+            _configure_sqlite(engine, synchronous=synchronous)
+        self._queue: queue.SimpleQueue[_Command | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._read_limiter = anyio.CapacityLimiter(4)
+        self.on_commit: OnCommit | None = None
+
+    @classmethod
+    async def open(cls, path: Path, *, synchronous: str = "FULL") -> Database:
+        """Create the file if needed, migrate it to the newest schema, start the writer."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = cls(path, synchronous=synchronous)
+        await anyio.to_thread.run_sync(migrate, db._write_engine)
+        db._thread = threading.Thread(target=db._writer_main, name="roost-writer", daemon=True)
+        db._thread.start()
+        return db
+
+    async def close(self) -> None:
+        """Finish queued writes, stop the writer thread and dispose the engines."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        if self._thread is not None:
+            await anyio.to_thread.run_sync(self._thread.join)
+        self._write_engine.dispose()
+        self._read_engine.dispose()
+
+    async def write(self, fn: Callable[[Tx], T]) -> T:
+        """Run ``fn`` in a write transaction on the writer thread and return its result.
+
+        ``fn`` may run more than once (see the module docstring) and must touch nothing but
+        the transaction. Its events are published through ``on_commit`` after the commit.
+
+        Raises:
+            StoreClosed: The database was closed.
+            Exception: Whatever ``fn`` raised; its transaction was rolled back.
+        """
+        if self._closed:
+            raise StoreClosed("the store is closed")
+        loop = asyncio.get_running_loop()
+        cmd = _Command(fn=fn, future=loop.create_future(), loop=loop)
+        self._queue.put(cmd)
+        return await asyncio.shield(cmd.future)  # type: ignore[no-any-return]
+
+    async def read(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn`` on a read connection in a worker thread (a consistent WAL snapshot)."""
+
+        def run() -> T:
+            with self._read_engine.connect() as conn, conn.begin():
+                return fn(conn)
+
+        return await anyio.to_thread.run_sync(run, limiter=self._read_limiter)
+
+    def read_sync(self, fn: Callable[[Connection], T]) -> T:
+        """Like ``read`` but on the calling thread; for start-up and offline tools."""
+        with self._read_engine.connect() as conn, conn.begin():
+            return fn(conn)
+
+    # -- the writer thread -------------------------------------------------------------
+
+    def _writer_main(self) -> None:
+        with self._write_engine.connect() as conn:
+            stop = False
+            while not stop:
+                first = self._queue.get()
+                if first is None:
+                    break
+                group = [first]
+                while len(group) < _MAX_GROUP:
+                    try:
+                        nxt = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is None:
+                        stop = True
+                        break
+                    group.append(nxt)
+                self._run_group(conn, group)
+        # Anything still queued after close() is failed rather than left hanging.
+        while True:
+            try:
+                left = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if left is not None:
+                left.error = StoreClosed("the store is closed")
+                self._deliver([left])
+
+    def _run_group(self, conn: Connection, group: list[_Command]) -> None:
+        try:
+            with conn.begin():
+                for cmd in group:
+                    tx = Tx(conn)
+                    cmd.result = cmd.fn(tx)
+                    cmd.events = tx.events
+        except Exception as exc:
+            if len(group) == 1:
+                group[0].result, group[0].events, group[0].error = None, [], exc
+            else:
+                for cmd in group:
+                    self._run_alone(conn, cmd)
+        self._deliver(group)
+
+    def _run_alone(self, conn: Connection, cmd: _Command) -> None:
+        cmd.result, cmd.events, cmd.error = None, [], None
+        try:
+            with conn.begin():
+                tx = Tx(conn)
+                cmd.result = cmd.fn(tx)
+                cmd.events = tx.events
+        except Exception as exc:
+            cmd.result, cmd.events, cmd.error = None, [], exc
+
+    def _deliver(self, group: list[_Command]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Command]] = {}
+        for cmd in group:
+            by_loop.setdefault(cmd.loop, []).append(cmd)
+        for loop, cmds in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # the loop closed while we committed
+                loop.call_soon_threadsafe(self._resolve, cmds)
+
+    def _resolve(self, cmds: list[_Command]) -> None:
+        events = [e for cmd in cmds for e in cmd.events]
+        if events and self.on_commit is not None:
+            try:
+                self.on_commit(events)
+            except Exception:
+                log.exception("on_commit subscriber failed")
+        for cmd in cmds:
+            if cmd.future.done():
+                continue
+            if cmd.error is not None:
+                cmd.future.set_exception(cmd.error)
+            else:
+                cmd.future.set_result(cmd.result)
+
+
+def head_event_id(conn: Connection) -> int:
+    """The newest event's global id, or 0 for an empty log."""
+    return int(conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM event")).scalar_one())

@@ -1,0 +1,119 @@
+"""The append-only event log: ``Tx.append`` assigns ``seq`` and folds the projections.
+
+Invariant: within one session, ``seq`` runs 1, 2, 3, … with no gap and no repeat. It comes from
+the ``session_head`` counter, bumped in the same transaction that inserts the event, and
+``UNIQUE(session_id, seq)`` backs it. No caller can pass a ``seq``. Each event's projection
+update (``projector.apply``) commits in that same transaction, so the log and the projections
+never disagree.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, bindparam, insert, select, update
+
+from roost.store import projector
+from roost.store.schema import event, session_head
+
+
+# Statements are built once: constructing them per call costs more than executing them.
+_INSERT_EVENT = insert(event).returning(event.c.id)
+_BUMP_SEQ = (
+    update(session_head)
+    .where(session_head.c.session_id == bindparam("sid"))
+    .values(last_seq=session_head.c.last_seq + 1)
+    .returning(session_head.c.last_seq)
+)
+_INSERT_HEAD = insert(session_head)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """A committed event.
+
+    Attributes:
+        id: Global position in the log (commit order); the SSE ``id:``.
+        session_id: The session the event belongs to.
+        seq: Position within the session, from 1.
+        type: Wire type, e.g. ``message.part.updated``.
+        properties: The wire ``properties`` object.
+        data: ``properties`` serialized as JSON (what SSE sends and the log stores).
+        time_ms: Unix epoch ms when it was appended.
+    """
+
+    id: int
+    session_id: str
+    seq: int
+    type: str
+    properties: dict[str, Any]
+    data: bytes
+    time_ms: int
+
+
+def now_ms() -> int:
+    """Unix epoch milliseconds."""
+    return int(time.time() * 1000)
+
+
+class Tx:
+    """One write transaction on the writer thread; collects the events it appends."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.events: list[StoredEvent] = []
+
+    def append(self, session_id: str, type_: str, properties: dict[str, Any]) -> StoredEvent:
+        """Append one event, assign its ``seq``, and fold it into the projections.
+
+        Args:
+            session_id: The owning session (``ses_…``).
+            type_: Wire event type (``roost.model.event`` names them).
+            properties: The wire ``properties``; must be JSON-serializable.
+        """
+        seq = self._next_seq(session_id)
+        data = orjson.dumps(properties)
+        at = now_ms()
+        event_id = self.conn.execute(
+            _INSERT_EVENT,
+            {"session_id": session_id, "seq": seq, "type": type_, "data": data.decode(),
+             "time_ms": at},
+        ).scalar_one()
+        projector.apply(self.conn, type_, properties)
+        stored = StoredEvent(event_id, session_id, seq, type_, properties, data, at)
+        self.events.append(stored)
+        return stored
+
+    def _next_seq(self, session_id: str) -> int:
+        bumped = self.conn.execute(_BUMP_SEQ, {"sid": session_id}).scalar_one_or_none()
+        if bumped is not None:
+            return int(bumped)
+        self.conn.execute(_INSERT_HEAD, {"session_id": session_id, "last_seq": 1})
+        return 1
+
+
+def read_events_after(conn: Connection, after_id: int, *, limit: int = 1000) -> list[StoredEvent]:
+    """Committed events with global ``id > after_id``, oldest first (at most ``limit``)."""
+    rows = conn.execute(
+        select(event).where(event.c.id > after_id).order_by(event.c.id).limit(limit)
+    ).all()
+    return [
+        StoredEvent(r.id, r.session_id, r.seq, r.type, orjson.loads(r.data), r.data.encode(),
+                    r.time_ms)
+        for r in rows
+    ]
+
+
+def read_session_events(conn: Connection, session_id: str) -> list[StoredEvent]:
+    """Every event of one session, in ``seq`` order."""
+    rows = conn.execute(
+        select(event).where(event.c.session_id == session_id).order_by(event.c.seq)
+    ).all()
+    return [
+        StoredEvent(r.id, r.session_id, r.seq, r.type, orjson.loads(r.data), r.data.encode(),
+                    r.time_ms)
+        for r in rows
+    ]

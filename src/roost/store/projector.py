@@ -1,0 +1,129 @@
+"""Folds one event into the session, message and part projections.
+
+``apply`` is the only code that writes projection rows; the live path (``Tx.append``) and
+``rebuild_projections`` both call it, so a rebuild from the log equals the live state. Payloads
+are OpenCode's v1 event ``properties`` (``EventSession*``, ``EventMessage*`` schemas).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, bindparam, delete, select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from roost.model import event as ev
+from roost.store.schema import event as event_table
+from roost.store.schema import message, part, session
+
+
+def _upsert_statement(table: Any) -> Any:
+    stmt = sqlite_insert(table)
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c.id],
+        set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name != "id"},
+    )
+
+
+# Built once: constructing statements per event costs more than executing them.
+_UPSERT = {t.name: _upsert_statement(t) for t in (session, message, part)}
+_PART_DATA = select(part.c.data).where(part.c.id == bindparam("pid"))
+_SET_PART_DATA = update(part).where(part.c.id == bindparam("pid")).values(data=bindparam("data"))
+
+
+def _upsert(conn: Connection, table: Any, row: dict[str, Any]) -> None:
+    conn.execute(_UPSERT[table.name], row)
+
+
+def _session_row(info: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": info["id"],
+        "parent_id": info.get("parentID"),
+        "directory": info.get("directory", ""),
+        "title": info.get("title", ""),
+        "time_created": info["time"]["created"],
+        "time_updated": info["time"]["updated"],
+        "data": orjson.dumps(info).decode(),
+    }
+
+
+def apply(conn: Connection, type_: str, props: dict[str, Any]) -> None:
+    """Fold one event into the projections; events of other types change nothing."""
+    if type_ not in ev.PROJECTED_TYPES:
+        return
+    if type_ in (ev.SESSION_CREATED, ev.SESSION_UPDATED):
+        _upsert(conn, session, _session_row(props["info"]))
+    elif type_ == ev.SESSION_DELETED:
+        session_id = props["sessionID"]
+        conn.execute(delete(part).where(part.c.session_id == session_id))
+        conn.execute(delete(message).where(message.c.session_id == session_id))
+        conn.execute(delete(session).where(session.c.id == session_id))
+    elif type_ == ev.MESSAGE_UPDATED:
+        info = props["info"]
+        _upsert(
+            conn,
+            message,
+            {
+                "id": info["id"],
+                "session_id": info["sessionID"],
+                "role": info["role"],
+                "time_created": int(info["time"]["created"]),
+                "data": orjson.dumps(info).decode(),
+            },
+        )
+    elif type_ == ev.MESSAGE_REMOVED:
+        conn.execute(delete(part).where(part.c.message_id == props["messageID"]))
+        conn.execute(delete(message).where(message.c.id == props["messageID"]))
+    elif type_ == ev.PART_UPDATED:
+        p = props["part"]
+        _upsert(
+            conn,
+            part,
+            {
+                "id": p["id"],
+                "message_id": p["messageID"],
+                "session_id": p["sessionID"],
+                "data": orjson.dumps(p).decode(),
+            },
+        )
+    elif type_ == ev.PART_DELTA:
+        _apply_delta(conn, props)
+    elif type_ == ev.PART_REMOVED:
+        conn.execute(delete(part).where(part.c.id == props["partID"]))
+
+
+def _apply_delta(conn: Connection, props: dict[str, Any]) -> None:
+    row = conn.execute(_PART_DATA, {"pid": props["partID"]}).first()
+    if row is None:
+        return  # the part was removed; a late delta changes nothing
+    data = orjson.loads(row.data)
+    field = props["field"]
+    data[field] = (data.get(field) or "") + props["delta"]
+    conn.execute(_SET_PART_DATA, {"pid": props["partID"], "data": orjson.dumps(data).decode()})
+
+
+def rebuild_projections(conn: Connection, *, batch: int = 2000) -> int:
+    """Drop the projections and fold the whole log again, in commit order.
+
+    Returns:
+        The number of events folded.
+    """
+    conn.execute(delete(part))
+    conn.execute(delete(message))
+    conn.execute(delete(session))
+    folded = 0
+    after = 0
+    while True:
+        rows = conn.execute(
+            select(event_table.c.id, event_table.c.type, event_table.c.data)
+            .where(event_table.c.id > after)
+            .order_by(event_table.c.id)
+            .limit(batch)
+        ).all()
+        if not rows:
+            return folded
+        for r in rows:
+            apply(conn, r.type, orjson.loads(r.data))
+            folded += 1
+        after = rows[-1].id

@@ -1,0 +1,132 @@
+"""The read side: sessions, messages and parts from the projections.
+
+Rows come back as their stored wire JSON (``str``), so listing a thousand messages costs no
+parse-and-serialize round trip; callers that need fields parse them with ``orjson``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, and_, select
+
+from roost.store.schema import message, part, session
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRow:
+    """One message and its parts, as wire JSON (``Message`` and ``Part`` schemas)."""
+
+    id: str
+    info: str
+    parts: list[str]
+
+
+def get_session(conn: Connection, session_id: str) -> str | None:
+    """The session's wire JSON, or None."""
+    return conn.execute(select(session.c.data).where(session.c.id == session_id)).scalar()
+
+
+def list_sessions(
+    conn: Connection,
+    *,
+    roots: bool = False,
+    limit: int | None = None,
+    search: str | None = None,
+    start_ms: int | None = None,
+    directory: str | None = None,
+) -> list[str]:
+    """Sessions, most recently updated first.
+
+    Args:
+        roots: Leave out child sessions (those with a ``parentID``).
+        limit: At most this many.
+        search: Case-insensitive substring of the title.
+        start_ms: Only sessions updated at or after this Unix epoch ms.
+        directory: Only sessions whose ``directory`` equals this.
+    """
+    stmt = select(session.c.data).order_by(session.c.time_updated.desc(), session.c.id)
+    if roots:
+        stmt = stmt.where(session.c.parent_id.is_(None))
+    if search:
+        stmt = stmt.where(session.c.title.ilike(f"%{search}%"))
+    if start_ms is not None:
+        stmt = stmt.where(session.c.time_updated >= start_ms)
+    if directory:
+        stmt = stmt.where(session.c.directory == directory)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return list(conn.execute(stmt).scalars())
+
+
+def list_children(conn: Connection, parent_id: str) -> list[str]:
+    """Direct children of a session, oldest first."""
+    stmt = (
+        select(session.c.data)
+        .where(session.c.parent_id == parent_id)
+        .order_by(session.c.time_created, session.c.id)
+    )
+    return list(conn.execute(stmt).scalars())
+
+
+def child_ids(conn: Connection, parent_id: str) -> list[str]:
+    """Ids of a session's direct children."""
+    return list(conn.execute(select(session.c.id).where(session.c.parent_id == parent_id)).scalars())
+
+
+def list_messages(
+    conn: Connection, session_id: str, *, limit: int | None = None, before: str | None = None
+) -> list[MessageRow]:
+    """A session's messages with their parts, oldest first.
+
+    Args:
+        limit: Only the newest ``limit`` messages (still returned oldest first).
+        before: Only messages whose id sorts before this message id (paging backwards).
+    """
+    cond = message.c.session_id == session_id
+    if before:
+        cond = and_(cond, message.c.id < before)
+    stmt = select(message.c.id, message.c.data).where(cond)
+    if limit is not None:
+        stmt = stmt.order_by(message.c.id.desc()).limit(limit)
+        rows = list(reversed(conn.execute(stmt).all()))
+    else:
+        rows = list(conn.execute(stmt.order_by(message.c.id)).all())
+    if not rows:
+        return []
+    parts_by_message: dict[str, list[str]] = {r.id: [] for r in rows}
+    pstmt = select(part.c.message_id, part.c.data).order_by(part.c.message_id, part.c.id)
+    if limit is None and before is None:
+        pstmt = pstmt.where(part.c.session_id == session_id)
+    else:
+        pstmt = pstmt.where(part.c.message_id.in_(list(parts_by_message)))
+    for p in conn.execute(pstmt):
+        bucket = parts_by_message.get(p.message_id)
+        if bucket is not None:
+            bucket.append(p.data)
+    return [MessageRow(r.id, r.data, parts_by_message[r.id]) for r in rows]
+
+
+def get_message(conn: Connection, session_id: str, message_id: str) -> MessageRow | None:
+    """One message of a session with its parts, or None."""
+    info = conn.execute(
+        select(message.c.data).where(
+            message.c.id == message_id, message.c.session_id == session_id
+        )
+    ).scalar()
+    if info is None:
+        return None
+    parts = conn.execute(
+        select(part.c.data).where(part.c.message_id == message_id).order_by(part.c.id)
+    ).scalars()
+    return MessageRow(message_id, info, list(parts))
+
+
+def message_session(conn: Connection, message_id: str) -> str | None:
+    """The session a message belongs to, or None when it does not exist."""
+    return conn.execute(select(message.c.session_id).where(message.c.id == message_id)).scalar()
+
+
+def part_ids(conn: Connection, message_id: str) -> list[str]:
+    """Ids of a message's parts."""
+    return list(conn.execute(select(part.c.id).where(part.c.message_id == message_id)).scalars())

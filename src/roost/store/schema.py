@@ -1,0 +1,106 @@
+"""The declared schema: the event log, its projections, and run bookkeeping.
+
+``event`` is the append-only log. ``session``, ``message`` and ``part`` are projections: rows
+folded from the log by ``projector.apply`` in the same transaction as the event, and rebuildable
+from it. Each projection row keeps its wire JSON (OpenCode's ``Session``, ``Message`` and ``Part``
+schemas) in ``data``, beside the columns that queries filter and sort on.
+
+``session_head`` (the per-session ``seq`` counter) and ``run`` (admitted prompts and the turns
+that answer them) are command-side state, not projections: the log does not carry them.
+
+Migrations in ``migrations/versions`` must produce exactly this metadata; a test compares them.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+event = Table(
+    "event",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # Global commit order: the SSE ``id:`` and the ``Last-Event-ID`` cursor.
+    Column("session_id", String, nullable=False),
+    Column("seq", Integer, nullable=False),
+    # Per-session position, assigned by ``event_log`` from ``session_head``; never by callers.
+    Column("type", String, nullable=False),
+    Column("data", Text, nullable=False),
+    # The event's ``properties`` as JSON.
+    Column("time_ms", BigInteger, nullable=False),
+    UniqueConstraint("session_id", "seq", name="uq_event_session_seq"),
+    sqlite_autoincrement=True,
+)
+
+session_head = Table(
+    "session_head",
+    metadata,
+    Column("session_id", String, primary_key=True),
+    Column("last_seq", Integer, nullable=False),
+)
+
+session = Table(
+    "session",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("parent_id", String, nullable=True),
+    Column("directory", String, nullable=False),
+    Column("title", String, nullable=False),
+    Column("time_created", BigInteger, nullable=False),
+    Column("time_updated", BigInteger, nullable=False),
+    Column("data", Text, nullable=False),
+    Index("ix_session_parent", "parent_id"),
+    Index("ix_session_updated", "time_updated"),
+)
+
+message = Table(
+    "message",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("session_id", String, nullable=False),
+    Column("role", String, nullable=False),
+    Column("time_created", BigInteger, nullable=False),
+    Column("data", Text, nullable=False),
+    Index("ix_message_session", "session_id", "id"),
+)
+
+part = Table(
+    "part",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("message_id", String, nullable=False),
+    Column("session_id", String, nullable=False),
+    Column("data", Text, nullable=False),
+    Index("ix_part_message", "message_id", "id"),
+    Index("ix_part_session", "session_id"),
+)
+
+run = Table(
+    "run",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("session_id", String, nullable=False),
+    Column("message_id", String, nullable=False),
+    # The user message this run answers.
+    Column("status", String, nullable=False),
+    # queued → running → completed | failed | aborted | interrupted
+    Column("request", Text, nullable=False),
+    # JSON: agent, model, system, tools: what the turn needs beyond the stored message.
+    Column("assistant_message_id", String, nullable=True),
+    Column("time_created", BigInteger, nullable=False),
+    Column("time_updated", BigInteger, nullable=False),
+    UniqueConstraint("message_id", name="uq_run_message"),
+    Index("ix_run_session_status", "session_id", "status"),
+    Index("ix_run_status", "status"),
+)
