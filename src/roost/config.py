@@ -108,8 +108,12 @@ def project_id(directory: Path) -> str:
     """OpenCode's project id: the repository's first commit hash, else ``global``."""
     try:
         out = subprocess.run(
-            ["git", "rev-list", "--max-parents=0", "HEAD"], cwd=directory, capture_output=True,
-            text=True, timeout=5, check=False,
+            ["git", "rev-list", "--max-parents=0", "HEAD"],
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
         return "global"

@@ -143,7 +143,11 @@ def _providers(config: dict[str, Any], env: dict[str, str]) -> dict[str, Provide
     out: dict[str, ProviderConfig] = {}
     if env.get("OPENAI_API_KEY"):
         out["openai"] = ProviderConfig(
-            "openai", "@ai-sdk/openai", env.get("OPENAI_BASE_URL"), env["OPENAI_API_KEY"], None,
+            "openai",
+            "@ai-sdk/openai",
+            env.get("OPENAI_BASE_URL"),
+            env["OPENAI_API_KEY"],
+            None,
             "OpenAI",
         )
     for pid, entry in (config.get("provider") or {}).items():

@@ -18,7 +18,10 @@ DEFAULT_SYSTEM_PROMPT = (
 
 
 def system_prompt(
-    *, agent_prompt: str | None, directory: str, extra: str | None = None,
+    *,
+    agent_prompt: str | None,
+    directory: str,
+    extra: str | None = None,
     instructions: list[str] | None = None,
 ) -> str:
     """The system prompt: agent prompt, environment, project instructions, request system."""

@@ -84,7 +84,8 @@ async def run_turn(
         exc = state.outcome.exception() if state.outcome else None
         wait_s = state.upcoming_sleep
         await sink.retrying(
-            state.attempt_number, str(getattr(exc, "message", exc)),
+            state.attempt_number,
+            str(getattr(exc, "message", exc)),
             int((time.time() + wait_s) * 1000),
         )
 

@@ -42,8 +42,12 @@ def create_app(
             await service.stop()
 
     app = FastAPI(
-        title="Roost", version=__version__, lifespan=lifespan, openapi_url=None,
-        docs_url=None, redoc_url=None,
+        title="Roost",
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.sessions = service
     app.state.home = Path.home()
@@ -58,8 +62,9 @@ def create_app(
         """Roost's own OpenAPI document."""
         return JSONBytes(app.openapi())
 
-    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"],
-                       allow_headers=["*"])
+    app.add_middleware(
+        CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"]
+    )
     if password:
         app.add_middleware(BasicAuth, username=username, password=password)
     return app

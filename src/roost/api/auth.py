@@ -42,9 +42,15 @@ class BasicAuth:
             await self.app(scope, receive, send)
             return
         body = b'{"name":"UnauthorizedError","data":{"message":"Unauthorized"}}'
-        await send({"type": "http.response.start", "status": 401, "headers": [
-            (b"content-type", b"application/json"),
-            (b"www-authenticate", b'Basic realm="roost"'),
-            (b"content-length", str(len(body)).encode()),
-        ]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"www-authenticate", b'Basic realm="roost"'),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

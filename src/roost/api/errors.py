@@ -60,8 +60,9 @@ def body_for(exc: RoostError) -> dict[str, Any]:
 
 def bad_request(message: str, kind: str) -> ORJSONResponse:
     """A 400 ``BadRequest`` response."""
-    return ORJSONResponse({"name": "BadRequest", "data": {"message": message, "kind": kind}},
-                          status_code=400)
+    return ORJSONResponse(
+        {"name": "BadRequest", "data": {"message": message, "kind": kind}}, status_code=400
+    )
 
 
 def _location_kind(loc: tuple[Any, ...]) -> str:
@@ -104,19 +105,28 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> ORJSONResponse:
         if exc.status_code == 404:
-            return ORJSONResponse({"name": "NotFoundError", "data": {"message": str(exc.detail)}},
-                                  status_code=404)
-        return ORJSONResponse({"name": "BadRequest" if exc.status_code < 500 else "UnknownError",
-                               "data": {"message": str(exc.detail)}},
-                              status_code=exc.status_code)
+            return ORJSONResponse(
+                {"name": "NotFoundError", "data": {"message": str(exc.detail)}}, status_code=404
+            )
+        return ORJSONResponse(
+            {
+                "name": "BadRequest" if exc.status_code < 500 else "UnknownError",
+                "data": {"message": str(exc.detail)},
+            },
+            status_code=exc.status_code,
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> ORJSONResponse:
         ref = new_error_ref()
         log.exception("unexpected error (ref %s)", ref, exc_info=exc)
         return ORJSONResponse(
-            {"name": "UnknownError",
-             "data": {"message": "Unexpected server error. Check server logs for details.",
-                      "ref": ref}},
+            {
+                "name": "UnknownError",
+                "data": {
+                    "message": "Unexpected server error. Check server logs for details.",
+                    "ref": ref,
+                },
+            },
             status_code=500,
         )

@@ -47,8 +47,9 @@ async def stream_events(
     """Yield SSE frames: connected, replay after ``cursor`` (if given), then live events."""
     sub = service.subscribe()
     try:
-        yield ServerSentEvent(data=wrap(orjson.dumps(
-            {"type": ev.SERVER_CONNECTED, "properties": {}}).decode()))
+        yield ServerSentEvent(
+            data=wrap(orjson.dumps({"type": ev.SERVER_CONNECTED, "properties": {}}).decode())
+        )
         if cursor is not None:
             while True:
                 page = await service.events_after(cursor, limit=_REPLAY_PAGE)

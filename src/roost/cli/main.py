@@ -11,8 +11,10 @@ from roost import __version__
 from roost.config import DEFAULT_PORT, SYNCHRONOUS_MODES, ConfigError, Settings, environment
 
 app = typer.Typer(
-    name="roost", help="A crash-safe agent server that speaks OpenCode's HTTP API.",
-    no_args_is_help=True, add_completion=False,
+    name="roost",
+    help="A crash-safe agent server that speaks OpenCode's HTTP API.",
+    no_args_is_help=True,
+    add_completion=False,
 )
 
 
@@ -22,8 +24,10 @@ def serve(
         DEFAULT_PORT
     ),
     hostname: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
-    db: Annotated[Path | None, typer.Option(help="SQLite file (default: $ROOST_DB or "
-                                                 "the user data directory).")] = None,
+    db: Annotated[
+        Path | None,
+        typer.Option(help="SQLite file (default: $ROOST_DB or the user data directory)."),
+    ] = None,
     sync: Annotated[str, typer.Option(help="SQLite synchronous mode: FULL or NORMAL.")] = "FULL",
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
 ) -> None:
@@ -35,10 +39,14 @@ def serve(
     if mode not in SYNCHRONOUS_MODES:
         raise typer.BadParameter(f"--sync must be one of {', '.join(SYNCHRONOUS_MODES)}")
     settings = Settings(
-        db_path=resolve_db(db, env), hostname=hostname, port=port, directory=Path.cwd(),
+        db_path=resolve_db(db, env),
+        hostname=hostname,
+        port=port,
+        directory=Path.cwd(),
         password=env.get("ROOST_SERVER_PASSWORD") or None,
         username=env.get("ROOST_SERVER_USERNAME") or "opencode",
-        synchronous=mode, log_level=log_level.lower(),
+        synchronous=mode,
+        log_level=log_level.lower(),
     )
     try:
         run_server(settings)
@@ -50,20 +58,22 @@ def serve(
 @app.command()
 def run(
     message: Annotated[list[str], typer.Argument(help="The prompt.")],
-    attach: Annotated[str | None, typer.Option(help="URL of a running server; "
-                                                    "without it a server is started.")] = None,
-    model: Annotated[str | None, typer.Option("--model", "-m",
-                                              help="provider/model")] = None,
+    attach: Annotated[
+        str | None, typer.Option(help="URL of a running server; without it a server is started.")
+    ] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="provider/model")] = None,
     agent: Annotated[str | None, typer.Option(help="Agent name.")] = None,
-    session: Annotated[str | None, typer.Option("--session", "-s",
-                                                help="Continue this session.")] = None,
+    session: Annotated[
+        str | None, typer.Option("--session", "-s", help="Continue this session.")
+    ] = None,
     db: Annotated[Path | None, typer.Option(help="SQLite file for a started server.")] = None,
 ) -> None:
     """Send a prompt and print the streamed answer."""
     from roost.cli.run import run_prompt
 
-    code = run_prompt(" ".join(message), attach=attach, model=model, agent=agent,
-                      session_id=session, db=db)
+    code = run_prompt(
+        " ".join(message), attach=attach, model=model, agent=agent, session_id=session, db=db
+    )
     raise typer.Exit(code)
 
 

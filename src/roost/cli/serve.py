@@ -12,10 +12,12 @@ import logging
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
 from roost.agent.catalog import Catalog
+from roost.agent.loop import RetryPolicy
 from roost.agent.providers.registry import ProviderRegistry
 from roost.api.app import create_app
 from roost.config import Settings, environment, global_config_dir, load_config, project_id
@@ -34,6 +36,18 @@ class _Server(uvicorn.Server):
         await super().startup(sockets)
         if self.started:
             print(f"roost server listening on {self._url}", flush=True)
+
+
+def retry_policy(config: dict[str, Any]) -> RetryPolicy:
+    """Provider retry policy from ``roost.json``'s ``retry``: ``maxAttempts``, ``initialMs``,
+    ``maxMs`` (defaults: 4 attempts, 1 s doubling up to 30 s)."""
+    entry = config.get("retry") or {}
+    default = RetryPolicy()
+    return RetryPolicy(
+        max_attempts=int(entry.get("maxAttempts", default.max_attempts)),
+        initial_s=float(entry.get("initialMs", default.initial_s * 1000)) / 1000,
+        max_s=float(entry.get("maxMs", default.max_s * 1000)) / 1000,
+    )
 
 
 def bind(hostname: str, port: int) -> socket.socket:
@@ -55,19 +69,31 @@ async def serve(settings: Settings) -> None:
     catalog = Catalog(config, env)
     db = await Database.open(settings.db_path, synchronous=settings.synchronous)
     service = SessionService(
-        db, catalog, ProviderRegistry(),
-        ServiceOptions(directory=str(directory), project_id=project_id(directory)),
+        db,
+        catalog,
+        ProviderRegistry(),
+        ServiceOptions(
+            directory=str(directory), project_id=project_id(directory), retry=retry_policy(config)
+        ),
     )
     app = create_app(
-        service, password=settings.password, username=settings.username,
-        data_dir=settings.db_path.parent, config_dir=global_config_dir(env),
+        service,
+        password=settings.password,
+        username=settings.username,
+        data_dir=settings.db_path.parent,
+        config_dir=global_config_dir(env),
     )
     sock = bind(settings.hostname, settings.port)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     server = _Server(
-        uvicorn.Config(app, log_level=settings.log_level, access_log=False, lifespan="on",
-                       timeout_graceful_shutdown=5),
+        uvicorn.Config(
+            app,
+            log_level=settings.log_level,
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=5,
+        ),
         f"http://{shown}:{port}",
     )
     await server.serve(sockets=[sock])
@@ -76,7 +102,8 @@ async def serve(settings: Settings) -> None:
 def run_server(settings: Settings) -> None:
     """Blocking entry point used by the CLI."""
     logging.basicConfig(
-        level=settings.log_level.upper(), stream=sys.stderr,
+        level=settings.log_level.upper(),
+        stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:

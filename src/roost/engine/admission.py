@@ -73,17 +73,27 @@ async def admit_prompt(
     message_id = prompt.message_id or new_message_id()
     created_ms = now_ms()
     info = msg.user_message(
-        message_id, session_id, created_ms=created_ms, agent=agent.name,
-        provider_id=resolved.provider.id, model_id=resolved.model_id,
-        system=prompt.system, tools=prompt.tools, variant=prompt.variant,
+        message_id,
+        session_id,
+        created_ms=created_ms,
+        agent=agent.name,
+        provider_id=resolved.provider.id,
+        model_id=resolved.model_id,
+        system=prompt.system,
+        tools=prompt.tools,
+        variant=prompt.variant,
     )
     parts = [
-        {**p, "id": p.get("id") or new_part_id(), "sessionID": session_id,
-         "messageID": message_id}
+        {**p, "id": p.get("id") or new_part_id(), "sessionID": session_id, "messageID": message_id}
         for p in prompt.parts
     ]
-    request = {"agent": agent.name, "providerID": resolved.provider.id,
-               "modelID": resolved.model_id, "system": prompt.system, "tools": prompt.tools}
+    request = {
+        "agent": agent.name,
+        "providerID": resolved.provider.id,
+        "modelID": resolved.model_id,
+        "system": prompt.system,
+        "tools": prompt.tools,
+    }
     run_id = None if prompt.no_reply else new_run_id()
 
     def admit(tx: Tx) -> Admitted:
@@ -93,8 +103,9 @@ async def admit_prompt(
         owner = queries.message_session(tx.conn, message_id)
         if owner is not None:
             if owner != session_id:
-                raise InvalidInput(f"messageID {message_id} belongs to another session",
-                                   field="messageID")
+                raise InvalidInput(
+                    f"messageID {message_id} belongs to another session", field="messageID"
+                )
             existing = runs.run_for_message(tx.conn, message_id)
             return Admitted(message_id, existing.id if existing else None, created=False)
         ids = [p["id"] for p in parts]

@@ -183,9 +183,14 @@ class RunManager:
         request = run.request
         agent_name = request.get("agent") or self._catalog.default_agent
         assistant = msg.assistant_message(
-            new_message_id(), sid, parent_id=run.message_id, created_ms=now_ms(),
-            agent=agent_name, provider_id=request.get("providerID", ""),
-            model_id=request.get("modelID", ""), directory=self._directory,
+            new_message_id(),
+            sid,
+            parent_id=run.message_id,
+            created_ms=now_ms(),
+            agent=agent_name,
+            provider_id=request.get("providerID", ""),
+            model_id=request.get("modelID", ""),
+            directory=self._directory,
         )
 
         def begin(tx: Tx) -> None:
@@ -208,8 +213,11 @@ class RunManager:
             raise
         except ProviderError as exc:
             error = msg.api_error(
-                exc.message, status_code=exc.status_code, retryable=exc.retryable,
-                response_body=exc.response_body, response_headers=exc.response_headers,
+                exc.message,
+                status_code=exc.status_code,
+                retryable=exc.retryable,
+                response_body=exc.response_body,
+                response_headers=exc.response_headers,
                 url=exc.url,
             )
             await writer.finish(error=error, run_status=runs.FAILED)
@@ -217,21 +225,25 @@ class RunManager:
             await writer.finish(error=msg.unknown_error(exc.message), run_status=runs.FAILED)
         except Exception as exc:
             log.exception("turn %s failed", run.id)
-            await writer.finish(error=msg.unknown_error(f"internal error: {exc!r}"),
-                                run_status=runs.FAILED)
+            await writer.finish(
+                error=msg.unknown_error(f"internal error: {exc!r}"), run_status=runs.FAILED
+            )
         else:
             await writer.finish(error=None, run_status=runs.COMPLETED)
 
     async def _run_turn(self, run: runs.RunRow, writer: TurnWriter, agent_name: str) -> None:
         request = run.request
         agent = self._catalog.agent(agent_name)
-        resolved = self._catalog.resolve_model(request.get("providerID"), request.get("modelID"),
-                                               agent)
+        resolved = self._catalog.resolve_model(
+            request.get("providerID"), request.get("modelID"), agent
+        )
         provider = self._providers.get(resolved.provider)
         rows = await self._db.read(lambda c: queries.list_messages(c, run.session_id))
         messages = _conversation_until(rows, run.message_id)
         system = history.system_prompt(
-            agent_prompt=agent.prompt, directory=self._directory, extra=request.get("system"),
+            agent_prompt=agent.prompt,
+            directory=self._directory,
+            extra=request.get("system"),
             instructions=self._instructions,
         )
         model_request = ModelRequest(
@@ -247,8 +259,9 @@ def _conversation_until(rows: list[queries.MessageRow], user_message_id: str) ->
     """The conversation a run answers: earlier turns (each user message followed by its
     assistant replies) up to and including the run's own user message. User messages queued
     after it are left out."""
-    decoded = [{"info": orjson.loads(r.info), "parts": [orjson.loads(p) for p in r.parts]}
-               for r in rows]
+    decoded = [
+        {"info": orjson.loads(r.info), "parts": [orjson.loads(p) for p in r.parts]} for r in rows
+    ]
     replies: dict[str, list[Any]] = {}
     for m in decoded:
         if m["info"]["role"] == "assistant":

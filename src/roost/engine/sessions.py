@@ -61,7 +61,11 @@ class SessionService:
         self.broadcaster = Broadcaster()
         db.on_commit = self.broadcaster.publish
         self.runs = RunManager(
-            db, catalog, providers, directory=options.directory, retry=options.retry,
+            db,
+            catalog,
+            providers,
+            directory=options.directory,
+            retry=options.retry,
             instructions=list(options.instructions),
         )
 
@@ -122,9 +126,16 @@ class SessionService:
         """
         sid = new_session_id()
         info = new_session(
-            sid, directory=self.options.directory, project_id=self.options.project_id,
-            created_ms=now_ms(), title=title, parent_id=parent_id, agent=agent, model=model,
-            metadata=metadata, permission=permission,
+            sid,
+            directory=self.options.directory,
+            project_id=self.options.project_id,
+            created_ms=now_ms(),
+            title=title,
+            parent_id=parent_id,
+            agent=agent,
+            model=model,
+            metadata=metadata,
+            permission=permission,
         )
 
         def create(tx: Tx) -> None:
@@ -202,8 +213,9 @@ class SessionService:
                     found = queries.get_session(tx.conn, sid)
                     if found is None:
                         continue
-                    tx.append(sid, ev.SESSION_DELETED,
-                              {"sessionID": sid, "info": orjson.loads(found)})
+                    tx.append(
+                        sid, ev.SESSION_DELETED, {"sessionID": sid, "info": orjson.loads(found)}
+                    )
                     runs.delete_session_runs(tx.conn, sid)
 
             await self.db.write(delete)
@@ -263,10 +275,14 @@ class SessionService:
             if queries.get_message(tx.conn, session_id, message_id) is None:
                 raise MessageNotFound(session_id, message_id)
             for pid in queries.part_ids(tx.conn, message_id):
-                tx.append(session_id, ev.PART_REMOVED,
-                          {"sessionID": session_id, "messageID": message_id, "partID": pid})
-            tx.append(session_id, ev.MESSAGE_REMOVED,
-                      {"sessionID": session_id, "messageID": message_id})
+                tx.append(
+                    session_id,
+                    ev.PART_REMOVED,
+                    {"sessionID": session_id, "messageID": message_id, "partID": pid},
+                )
+            tx.append(
+                session_id, ev.MESSAGE_REMOVED, {"sessionID": session_id, "messageID": message_id}
+            )
 
         await self.db.write(delete)
 

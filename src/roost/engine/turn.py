@@ -87,10 +87,14 @@ class TurnWriter:
         """Close the step's parts and record its usage (a step-finish part)."""
         self._close_open_parts()
         self._usage = usage
-        toks = msg.tokens(usage.input_tokens, usage.output_tokens, usage.reasoning_tokens,
-                          usage.cache_read_tokens)
-        self._queue_part(msg.step_finish_part(
-            new_part_id(), self._sid, self._mid, reason=finish_of(finish_reason), tokens=toks))
+        toks = msg.tokens(
+            usage.input_tokens, usage.output_tokens, usage.reasoning_tokens, usage.cache_read_tokens
+        )
+        self._queue_part(
+            msg.step_finish_part(
+                new_part_id(), self._sid, self._mid, reason=finish_of(finish_reason), tokens=toks
+            )
+        )
         self.assistant["tokens"] = toks
         self.assistant["finish"] = finish_of(finish_reason)
         self._pending.append(
@@ -196,10 +200,18 @@ class TurnWriter:
         self._pending.clear()
         for op in self._open.values():
             if op.buffered:
-                events.append((ev.PART_DELTA, {
-                    "sessionID": self._sid, "messageID": self._mid, "partID": op.part["id"],
-                    "field": op.field, "delta": op.buffered,
-                }))
+                events.append(
+                    (
+                        ev.PART_DELTA,
+                        {
+                            "sessionID": self._sid,
+                            "messageID": self._mid,
+                            "partID": op.part["id"],
+                            "field": op.field,
+                            "delta": op.buffered,
+                        },
+                    )
+                )
                 op.buffered = ""
         return events
 

@@ -73,38 +73,59 @@ def assistant_message(
     }
 
 
-def text_part(
-    part_id: str, session_id: str, message_id: str, text: str, **extra: Any
-) -> Part:
+def text_part(part_id: str, session_id: str, message_id: str, text: str, **extra: Any) -> Part:
     """A ``TextPart``; ``extra`` carries optional fields (``time``, ``synthetic``, …)."""
-    return {"id": part_id, "sessionID": session_id, "messageID": message_id, "type": "text",
-            "text": text, **extra}
+    return {
+        "id": part_id,
+        "sessionID": session_id,
+        "messageID": message_id,
+        "type": "text",
+        "text": text,
+        **extra,
+    }
 
 
 def reasoning_part(part_id: str, session_id: str, message_id: str, start_ms: int) -> Part:
     """An empty ``ReasoningPart`` whose text arrives as deltas."""
-    return {"id": part_id, "sessionID": session_id, "messageID": message_id,
-            "type": "reasoning", "text": "", "time": {"start": start_ms}}
+    return {
+        "id": part_id,
+        "sessionID": session_id,
+        "messageID": message_id,
+        "type": "reasoning",
+        "text": "",
+        "time": {"start": start_ms},
+    }
 
 
 def step_start_part(part_id: str, session_id: str, message_id: str) -> Part:
     """A ``StepStartPart``."""
-    return {"id": part_id, "sessionID": session_id, "messageID": message_id,
-            "type": "step-start"}
+    return {"id": part_id, "sessionID": session_id, "messageID": message_id, "type": "step-start"}
 
 
 def step_finish_part(
     part_id: str, session_id: str, message_id: str, *, reason: str, tokens: dict[str, Any]
 ) -> Part:
     """A ``StepFinishPart`` with the step's token usage."""
-    return {"id": part_id, "sessionID": session_id, "messageID": message_id,
-            "type": "step-finish", "reason": reason, "cost": 0, "tokens": tokens}
+    return {
+        "id": part_id,
+        "sessionID": session_id,
+        "messageID": message_id,
+        "type": "step-finish",
+        "reason": reason,
+        "cost": 0,
+        "tokens": tokens,
+    }
 
 
 def tokens(input_: int, output: int, reasoning: int = 0, cache_read: int = 0) -> dict[str, Any]:
     """Token usage in the shape of ``AssistantMessage.tokens``."""
-    return {"total": input_ + output, "input": input_, "output": output,
-            "reasoning": reasoning, "cache": {"read": cache_read, "write": 0}}
+    return {
+        "total": input_ + output,
+        "input": input_,
+        "output": output,
+        "reasoning": reasoning,
+        "cache": {"read": cache_read, "write": 0},
+    }
 
 
 def aborted_error(message: str = "Aborted") -> dict[str, Any]:

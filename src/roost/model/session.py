@@ -15,10 +15,42 @@ Session = dict[str, Any]
 """OpenAPI ``Session``: ``id``, ``slug``, ``projectID``, ``directory``, ``title``, ``version``,
 ``time: {created, updated}`` (Unix epoch ms), optional ``parentID``, ``agent``, ``model``."""
 
-_ADJECTIVES = ("brave", "calm", "eager", "gentle", "jolly", "kind", "lucky", "quiet", "swift",
-               "tidy", "witty", "bold", "bright", "clever", "happy", "proud")
-_NOUNS = ("island", "river", "forest", "meadow", "harbor", "canyon", "eagle", "falcon", "otter",
-          "comet", "garden", "lantern", "orchard", "summit", "valley", "willow")
+_ADJECTIVES = (
+    "brave",
+    "calm",
+    "eager",
+    "gentle",
+    "jolly",
+    "kind",
+    "lucky",
+    "quiet",
+    "swift",
+    "tidy",
+    "witty",
+    "bold",
+    "bright",
+    "clever",
+    "happy",
+    "proud",
+)
+_NOUNS = (
+    "island",
+    "river",
+    "forest",
+    "meadow",
+    "harbor",
+    "canyon",
+    "eagle",
+    "falcon",
+    "otter",
+    "comet",
+    "garden",
+    "lantern",
+    "orchard",
+    "summit",
+    "valley",
+    "willow",
+)
 
 
 def default_title(created_ms: int, *, child: bool = False) -> str:

@@ -79,8 +79,13 @@ class Tx:
         at = now_ms()
         event_id = self.conn.execute(
             _INSERT_EVENT,
-            {"session_id": session_id, "seq": seq, "type": type_, "data": data.decode(),
-             "time_ms": at},
+            {
+                "session_id": session_id,
+                "seq": seq,
+                "type": type_,
+                "data": data.decode(),
+                "time_ms": at,
+            },
         ).scalar_one()
         projector.apply(self.conn, type_, properties)
         stored = StoredEvent(event_id, session_id, seq, type_, properties, data, at)
@@ -101,8 +106,9 @@ def read_events_after(conn: Connection, after_id: int, *, limit: int = 1000) -> 
         select(event).where(event.c.id > after_id).order_by(event.c.id).limit(limit)
     ).all()
     return [
-        StoredEvent(r.id, r.session_id, r.seq, r.type, orjson.loads(r.data), r.data.encode(),
-                    r.time_ms)
+        StoredEvent(
+            r.id, r.session_id, r.seq, r.type, orjson.loads(r.data), r.data.encode(), r.time_ms
+        )
         for r in rows
     ]
 
@@ -113,7 +119,8 @@ def read_session_events(conn: Connection, session_id: str) -> list[StoredEvent]:
         select(event).where(event.c.session_id == session_id).order_by(event.c.seq)
     ).all()
     return [
-        StoredEvent(r.id, r.session_id, r.seq, r.type, orjson.loads(r.data), r.data.encode(),
-                    r.time_ms)
+        StoredEvent(
+            r.id, r.session_id, r.seq, r.type, orjson.loads(r.data), r.data.encode(), r.time_ms
+        )
         for r in rows
     ]

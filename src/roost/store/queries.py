@@ -71,7 +71,9 @@ def list_children(conn: Connection, parent_id: str) -> list[str]:
 
 def child_ids(conn: Connection, parent_id: str) -> list[str]:
     """Ids of a session's direct children."""
-    return list(conn.execute(select(session.c.id).where(session.c.parent_id == parent_id)).scalars())
+    return list(
+        conn.execute(select(session.c.id).where(session.c.parent_id == parent_id)).scalars()
+    )
 
 
 def list_messages(
@@ -110,9 +112,7 @@ def list_messages(
 def get_message(conn: Connection, session_id: str, message_id: str) -> MessageRow | None:
     """One message of a session with its parts, or None."""
     info = conn.execute(
-        select(message.c.data).where(
-            message.c.id == message_id, message.c.session_id == session_id
-        )
+        select(message.c.data).where(message.c.id == message_id, message.c.session_id == session_id)
     ).scalar()
     if info is None:
         return None

@@ -45,8 +45,13 @@ class RunRow:
 
 def _row(r: Any) -> RunRow:
     return RunRow(
-        r.id, r.session_id, r.message_id, r.status, orjson.loads(r.request),
-        r.assistant_message_id, r.time_created,
+        r.id,
+        r.session_id,
+        r.message_id,
+        r.status,
+        orjson.loads(r.request),
+        r.assistant_message_id,
+        r.time_created,
     )
 
 
@@ -58,9 +63,14 @@ def insert_run(
     conn.execute(
         insert(run),
         {
-            "id": run_id, "session_id": session_id, "message_id": message_id, "status": QUEUED,
-            "request": orjson.dumps(request).decode(), "assistant_message_id": None,
-            "time_created": at, "time_updated": at,
+            "id": run_id,
+            "session_id": session_id,
+            "message_id": message_id,
+            "status": QUEUED,
+            "request": orjson.dumps(request).decode(),
+            "assistant_message_id": None,
+            "time_created": at,
+            "time_updated": at,
         },
     )
 

@@ -4,15 +4,17 @@ Serves both ``@ai-sdk/openai`` and ``@ai-sdk/openai-compatible`` providers. Reas
 read from ``delta.reasoning_content`` (the field OpenAI-compatible servers such as DeepSeek and
 vLLM use) or ``delta.reasoning``. SDK failures become ``ProviderError``; the SDK's own retries
 are off, so the turn loop owns retry policy and can show it as ``retry`` status.
+
+The SDK is imported when the first provider client is made, not at module import: it is half of
+the server's import time and about 15 MiB, which a server that has not prompted yet (or serves
+only reads) need not pay.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
-
-import openai
+from typing import TYPE_CHECKING, Any
 
 from roost.agent.providers.base import (
     ModelRequest,
@@ -25,6 +27,9 @@ from roost.agent.providers.base import (
 )
 from roost.errors import ProviderError
 
+if TYPE_CHECKING:
+    import openai
+
 _REQUEST_TIMEOUT_S = 600.0
 _CONNECT_TIMEOUT_S = 10.0
 
@@ -34,6 +39,8 @@ def _is_retryable(status: int | None) -> bool:
 
 
 def _translate(exc: openai.OpenAIError, url: str) -> ProviderError:
+    import openai
+
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         try:
@@ -42,8 +49,12 @@ def _translate(exc: openai.OpenAIError, url: str) -> ProviderError:
             body = None
         headers = {k.lower(): v for k, v in exc.response.headers.items()}
         return ProviderError(
-            _message_of(exc), status_code=status, retryable=_is_retryable(status),
-            response_body=body, response_headers=headers, url=url,
+            _message_of(exc),
+            status_code=status,
+            retryable=_is_retryable(status),
+            response_body=body,
+            response_headers=headers,
+            url=url,
         )
     if isinstance(exc, openai.APIConnectionError):
         return ProviderError(f"connection to the provider failed: {exc}", retryable=True, url=url)
@@ -66,6 +77,9 @@ class OpenAICompatProvider:
     """A ``Provider`` for one configured base URL and key; reuses one HTTP connection pool."""
 
     def __init__(self, *, base_url: str | None, api_key: str | None) -> None:
+        import openai
+
+        self._openai = openai
         self._client = openai.AsyncOpenAI(
             base_url=base_url,
             api_key=api_key or "none",
@@ -111,7 +125,9 @@ class OpenAICompatProvider:
                             if delta.content:
                                 yield TextDelta(delta.content)
                             for tc in delta.tool_calls or []:
-                                slot = calls.setdefault(tc.index, {"id": "", "name": "", "args": ""})
+                                slot = calls.setdefault(
+                                    tc.index, {"id": "", "name": "", "args": ""}
+                                )
                                 if tc.id:
                                     slot["id"] = tc.id
                                 if tc.function is not None:
@@ -119,15 +135,17 @@ class OpenAICompatProvider:
                                     slot["args"] += tc.function.arguments or ""
                         if choice.finish_reason:
                             finish = choice.finish_reason
-        except openai.OpenAIError as exc:
+        except self._openai.OpenAIError as exc:
             raise _translate(exc, self._url) from exc
         for index in sorted(calls):
             slot = calls[index]
-            yield ToolCallRequest(slot["id"] or f"call_{index}", slot["name"],
-                                  _parse_arguments(slot["args"]))
+            yield ToolCallRequest(
+                slot["id"] or f"call_{index}", slot["name"], _parse_arguments(slot["args"])
+            )
         if finish is None:
-            raise ProviderError("the provider closed the stream without finishing",
-                                retryable=True, url=self._url)
+            raise ProviderError(
+                "the provider closed the stream without finishing", retryable=True, url=self._url
+            )
         yield StreamEnd(finish, usage)
 
 

@@ -25,8 +25,11 @@ async def global_events(request: Request) -> EventSourceResponse:
     """The same events wrapped as OpenCode's ``GlobalEvent``: ``{directory, project, payload}``."""
     service: SessionService = request.app.state.sessions
     prefix = (
-        '{"directory":' + orjson.dumps(service.options.directory).decode()
-        + ',"project":' + orjson.dumps(service.options.project_id).decode() + ',"payload":'
+        '{"directory":'
+        + orjson.dumps(service.options.directory).decode()
+        + ',"project":'
+        + orjson.dumps(service.options.project_id).decode()
+        + ',"payload":'
     )
 
     def wrap(data: str) -> str:

@@ -35,11 +35,23 @@ def _redacted_config(config: dict[str, Any]) -> dict[str, Any]:
 
 def _model_entry(provider_id: str, model_id: str) -> dict[str, Any]:
     return {
-        "id": model_id, "providerID": provider_id, "name": model_id, "api": {"id": model_id},
-        "capabilities": {"temperature": True, "reasoning": False, "attachment": False,
-                         "toolcall": True, "input": {"text": True}, "output": {"text": True}},
-        "cost": {"input": 0, "output": 0}, "limit": {"context": 128000, "output": 32000},
-        "status": "active", "options": {}, "headers": {},
+        "id": model_id,
+        "providerID": provider_id,
+        "name": model_id,
+        "api": {"id": model_id},
+        "capabilities": {
+            "temperature": True,
+            "reasoning": False,
+            "attachment": False,
+            "toolcall": True,
+            "input": {"text": True},
+            "output": {"text": True},
+        },
+        "cost": {"input": 0, "output": 0},
+        "limit": {"context": 128000, "output": 32000},
+        "status": "active",
+        "options": {},
+        "headers": {},
     }
 
 
@@ -47,10 +59,16 @@ def _providers(service: SessionService) -> list[dict[str, Any]]:
     out = []
     for p in service.catalog.providers.values():
         models = sorted(p.models) if p.models is not None else []
-        out.append({
-            "id": p.id, "name": p.name or p.id, "source": "config", "env": [], "options": {},
-            "models": {m: _model_entry(p.id, m) for m in models},
-        })
+        out.append(
+            {
+                "id": p.id,
+                "name": p.name or p.id,
+                "source": "config",
+                "env": [],
+                "options": {},
+                "models": {m: _model_entry(p.id, m) for m in models},
+            }
+        )
     return out
 
 
@@ -92,25 +110,38 @@ async def list_providers(request: Request) -> Response:
     service = _service(request)
     providers = _providers(service)
     default = {p["id"]: next(iter(p["models"])) for p in providers if p["models"]}
-    return JSONBytes({"all": providers, "default": default,
-                      "connected": [p["id"] for p in providers]})
+    return JSONBytes(
+        {"all": providers, "default": default, "connected": [p["id"] for p in providers]}
+    )
 
 
 @router.get("/path")
 async def paths(request: Request) -> Response:
     """The server's directories."""
     directory = _service(request).options.directory
-    return JSONBytes({"home": str(request.app.state.home), "state": str(request.app.state.data),
-                      "config": str(request.app.state.config_dir), "worktree": directory,
-                      "directory": directory})
+    return JSONBytes(
+        {
+            "home": str(request.app.state.home),
+            "state": str(request.app.state.data),
+            "config": str(request.app.state.config_dir),
+            "worktree": directory,
+            "directory": directory,
+        }
+    )
 
 
 @router.get("/project/current")
 async def current_project(request: Request) -> Response:
     """The project this server works in."""
     options = _service(request).options
-    return JSONBytes({"id": options.project_id, "worktree": options.directory,
-                      "time": {"created": 0}, "sandboxes": []})
+    return JSONBytes(
+        {
+            "id": options.project_id,
+            "worktree": options.directory,
+            "time": {"created": 0},
+            "sandboxes": [],
+        }
+    )
 
 
 @router.get("/command")

@@ -1,0 +1,40 @@
+# Every target installs what it needs first, so each works on a fresh machine.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+NPM_FLAGS := --no-audit --no-fund --loglevel=error
+
+.PHONY: install serve test compat-install lint fmt typecheck check bench
+
+install:
+	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet --user uv
+	$(UV) sync --frozen --compile-bytecode
+	@# PYTHONDONTWRITEBYTECODE may be set: compile our own sources once so start-up is fast.
+	$(BIN)/python -m compileall -q src >/dev/null
+
+serve: install
+	$(BIN)/roost serve
+
+compat-install:
+	cd tests/compat && npm ci $(NPM_FLAGS)
+
+test: install compat-install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench
+	$(BIN)/lint-imports
+
+fmt: install
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+typecheck: install
+	$(BIN)/mypy src
+
+check: lint typecheck test
+
+bench: install
+	$(BIN)/python bench/roost_bench.py
