@@ -21,6 +21,7 @@ from roost.errors import (
     Conflict,
     InvalidInput,
     NotFound,
+    ProviderError,
     RoostError,
     SessionBusy,
     StoreClosed,
@@ -35,6 +36,7 @@ STATUS_BY_ERROR: dict[type[RoostError], int] = {
     SessionBusy: 409,
     Conflict: 409,
     StoreClosed: 503,
+    ProviderError: 502,
     RoostError: 500,
 }
 

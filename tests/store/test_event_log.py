@@ -1,0 +1,131 @@
+"""The event log: store-assigned, gapless ``seq``; group commit; one writer."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import text
+
+from roost.store.database import Database
+from roost.store.event_log import Tx
+from tests.store.builders import session_info
+
+pytestmark = pytest.mark.anyio
+
+
+def _status(tx: Tx, sid: str) -> None:
+    tx.append(sid, "session.status", {"sessionID": sid, "status": {"type": "busy"}})
+
+
+async def _seqs(db: Database) -> dict[str, list[int]]:
+    rows = await db.read(
+        lambda c: c.execute(text("SELECT session_id, seq FROM event ORDER BY id")).all()
+    )
+    out: dict[str, list[int]] = {}
+    for sid, seq in rows:
+        out.setdefault(sid, []).append(seq)
+    return out
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(plan=st.lists(st.tuples(st.sampled_from(["ses_a", "ses_b", "ses_c"]),
+                               st.integers(min_value=1, max_value=4)),
+                     min_size=1, max_size=40))
+async def test_seq_is_gapless_per_session_under_concurrent_writers(
+    tmp_path: Path, plan: list[tuple[str, int]]
+) -> None:
+    db = await Database.open(tmp_path / f"seq-{time.monotonic_ns()}.db")
+    try:
+
+        def command(sid: str, n: int):  # type: ignore[no-untyped-def]
+            def fn(tx: Tx) -> None:
+                for _ in range(n):
+                    _status(tx, sid)
+
+            return fn
+
+        await asyncio.gather(*(db.write(command(sid, n)) for sid, n in plan))
+        expected: dict[str, int] = {}
+        for sid, n in plan:
+            expected[sid] = expected.get(sid, 0) + n
+        seqs = await _seqs(db)
+        assert {sid: len(v) for sid, v in seqs.items()} == expected
+        for values in seqs.values():
+            assert values == list(range(1, len(values) + 1))
+    finally:
+        await db.close()
+
+
+async def test_a_failing_command_fails_alone_and_leaves_no_gap(db: Database) -> None:
+    def boom(tx: Tx) -> None:
+        _status(tx, "ses_a")
+        raise ValueError("refused")
+
+    results = await asyncio.gather(
+        db.write(lambda tx: _status(tx, "ses_a")),
+        db.write(boom),
+        db.write(lambda tx: _status(tx, "ses_a")),
+        return_exceptions=True,
+    )
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], ValueError)
+    assert (await _seqs(db)) == {"ses_a": [1, 2]}
+
+
+async def test_unique_session_seq_is_enforced_by_the_schema(db: Database) -> None:
+    await db.write(lambda tx: _status(tx, "ses_a"))
+
+    def duplicate(tx: Tx) -> None:
+        tx.conn.execute(text(
+            "INSERT INTO event (session_id, seq, type, data, time_ms) "
+            "VALUES ('ses_a', 1, 'x', '{}', 0)"
+        ))
+
+    with pytest.raises(Exception, match="UNIQUE"):
+        await db.write(duplicate)
+
+
+async def test_committed_events_reach_on_commit_in_commit_order(db: Database) -> None:
+    seen: list[int] = []
+    db.on_commit = lambda events: seen.extend(e.id for e in events)
+    await asyncio.gather(*(db.write(lambda tx: _status(tx, "ses_a")) for _ in range(50)))
+    assert seen == sorted(seen) and len(seen) == 50
+
+
+async def test_writes_wait_for_another_writer_instead_of_failing_locked(
+    db: Database,
+) -> None:
+    """Another process holding the write lock delays our commit; it never surfaces as
+    "database is locked"."""
+    holder = sqlite3.connect(db.path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    released = threading.Event()
+
+    def release_later() -> None:
+        time.sleep(0.5)
+        holder.execute("COMMIT")
+        released.set()
+
+    threading.Thread(target=release_later).start()
+    await db.write(lambda tx: tx.append(
+        "ses_a", "session.created", {"sessionID": "ses_a", "info": session_info("ses_a")}))
+    assert released.is_set()
+    holder.close()
+    assert (await _seqs(db)) == {"ses_a": [1]}
+
+
+async def test_write_after_close_raises_store_closed(tmp_path: Path) -> None:
+    from roost.errors import StoreClosed
+
+    database = await Database.open(tmp_path / "closed.db")
+    await database.close()
+    with pytest.raises(StoreClosed):
+        await database.write(lambda tx: _status(tx, "ses_a"))

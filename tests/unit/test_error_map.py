@@ -1,0 +1,29 @@
+from roost import errors
+from roost.api.errors import STATUS_BY_ERROR, body_for, status_for
+
+
+def _all_subclasses(cls: type) -> list[type]:
+    out = []
+    for sub in cls.__subclasses__():
+        out.append(sub)
+        out.extend(_all_subclasses(sub))
+    return out
+
+
+def test_every_roost_error_has_an_explicit_status() -> None:
+    for cls in _all_subclasses(errors.RoostError):
+        assert any(c in STATUS_BY_ERROR and c is not errors.RoostError for c in cls.__mro__), cls
+
+
+def test_statuses_and_bodies_follow_opencode() -> None:
+    nf = errors.SessionNotFound("ses_x")
+    assert status_for(nf) == 404
+    assert body_for(nf) == {"name": "NotFoundError", "data": {"message": "Session not found: ses_x"}}
+    busy = errors.SessionBusy("ses_x")
+    assert status_for(busy) == 409
+    assert body_for(busy) == {"_tag": "SessionBusyError", "sessionID": "ses_x",
+                              "message": "Session is busy: ses_x"}
+    bad = errors.UnknownAgent("nope", ["build"])
+    assert status_for(bad) == 400
+    assert body_for(bad)["name"] == "BadRequest"
+    assert body_for(bad)["data"]["kind"] == "Payload"
