@@ -2,13 +2,15 @@
 SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
-UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# uv from PATH, else the one pip installs as a module (works without touching PATH).
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 NPM_FLAGS := --no-audit --no-fund --loglevel=error
 
 .PHONY: install serve test compat-install lint fmt typecheck check bench
 
 install:
-	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet --user uv
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
+		python3 -m pip install --quiet uv
 	$(UV) sync --frozen --compile-bytecode
 	@# PYTHONDONTWRITEBYTECODE may be set: compile our own sources once so start-up is fast.
 	$(BIN)/python -m compileall -q src >/dev/null
@@ -20,6 +22,9 @@ compat-install:
 	cd tests/compat && npm ci $(NPM_FLAGS)
 
 test: install compat-install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/lint-imports
+	$(BIN)/mypy src
 	$(BIN)/pytest
 
 lint: install

@@ -46,6 +46,8 @@ class Settings:
     username: str = "opencode"
     synchronous: str = "FULL"
     log_level: str = "warning"
+    heartbeat_s: float = 10.0
+    """Longest silence on an SSE stream before a ``server.heartbeat`` (``ROOST_HEARTBEAT_MS``)."""
 
     @staticmethod
     def default_db_path(env: dict[str, str]) -> Path:

@@ -30,6 +30,7 @@ def create_app(
     username: str = "opencode",
     data_dir: Path | None = None,
     config_dir: Path | None = None,
+    heartbeat_s: float = 10.0,
 ) -> FastAPI:
     """Build the app around a not-yet-started service (the lifespan starts and stops it)."""
 
@@ -53,6 +54,7 @@ def create_app(
     app.state.home = Path.home()
     app.state.data = data_dir or Path()
     app.state.config_dir = config_dir or Path()
+    app.state.heartbeat_s = heartbeat_s
     errors.install(app)
     for router in (session.router, message.router, event.router, meta.router):
         app.include_router(router)

@@ -14,9 +14,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from roost.api.responses import JSONBytes as ORJSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from roost.api.responses import JSONBytes as ORJSONResponse
 from roost.errors import (
     Conflict,
     InvalidInput,

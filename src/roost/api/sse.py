@@ -16,7 +16,7 @@ from sse_starlette import ServerSentEvent
 
 from roost.engine.sessions import SessionService
 from roost.model import event as ev
-from roost.store.event_log import StoredEvent
+from roost.model.event import StoredEvent
 
 HEARTBEAT_S = 10.0
 _REPLAY_PAGE = 1000
@@ -42,9 +42,13 @@ def parse_cursor(value: str | None) -> int | None:
 
 
 async def stream_events(
-    service: SessionService, cursor: int | None, wrap: Wrap = _plain
+    service: SessionService,
+    cursor: int | None,
+    wrap: Wrap = _plain,
+    heartbeat_s: float = HEARTBEAT_S,
 ) -> AsyncIterator[ServerSentEvent]:
-    """Yield SSE frames: connected, replay after ``cursor`` (if given), then live events."""
+    """Yield SSE frames: connected, replay after ``cursor`` (if given), then live events, with a
+    ``server.heartbeat`` whenever ``heartbeat_s`` passes without one."""
     sub = service.subscribe()
     try:
         yield ServerSentEvent(
@@ -60,14 +64,14 @@ async def stream_events(
                     break
         heartbeat = wrap(orjson.dumps({"type": ev.SERVER_HEARTBEAT, "properties": {}}).decode())
         while True:
-            event = await sub.get(timeout_s=HEARTBEAT_S)
-            if event is None:
+            next_event = await sub.get(timeout_s=heartbeat_s)
+            if next_event is None:
                 if sub.closed:
                     return
                 yield ServerSentEvent(data=heartbeat)
                 continue
-            if cursor is not None and event.id <= cursor:
+            if cursor is not None and next_event.id <= cursor:
                 continue  # already sent during replay
-            yield ServerSentEvent(data=wrap(event_json(event)), id=str(event.id))
+            yield ServerSentEvent(data=wrap(event_json(next_event)), id=str(next_event.id))
     finally:
         sub.close()

@@ -47,6 +47,7 @@ def serve(
         username=env.get("ROOST_SERVER_USERNAME") or "opencode",
         synchronous=mode,
         log_level=log_level.lower(),
+        heartbeat_s=float(env.get("ROOST_HEARTBEAT_MS") or 10_000) / 1000,
     )
     try:
         run_server(settings)

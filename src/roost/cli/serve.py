@@ -82,6 +82,7 @@ async def serve(settings: Settings) -> None:
         username=settings.username,
         data_dir=settings.db_path.parent,
         config_dir=global_config_dir(env),
+        heartbeat_s=settings.heartbeat_s,
     )
     sock = bind(settings.hostname, settings.port)
     host, port = sock.getsockname()[:2]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from roost.store.event_log import StoredEvent
+from roost.model.event import StoredEvent
 
 _MAX_PENDING = 10_000
 

@@ -8,7 +8,7 @@ interrupts executing turns (durably) and closes the store. Reads return stored w
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -23,10 +23,11 @@ from roost.errors import InvalidInput, MessageNotFound, SessionBusy, SessionNotF
 from roost.ids import new_session_id
 from roost.model import event as ev
 from roost.model import message as msg
+from roost.model.event import StoredEvent
 from roost.model.session import IDLE, new_session
 from roost.store import queries, runs
 from roost.store.database import Database
-from roost.store.event_log import StoredEvent, Tx, now_ms, read_events_after
+from roost.store.event_log import Tx, now_ms, read_events_after
 from roost.store.queries import MessageRow
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ class ServiceOptions:
 
     directory: str
     project_id: str
-    retry: RetryPolicy = RetryPolicy()
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
     instructions: tuple[str, ...] = ()
 
 

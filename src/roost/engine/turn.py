@@ -32,7 +32,7 @@ COALESCE_MS = 50
 
 
 def finish_of(provider_reason: str) -> str:
-    """OpenCode's ``finish`` value for a provider finish reason (``tool_calls`` → ``tool-calls``)."""
+    """OpenCode's ``finish`` for a provider finish reason: ``tool_calls`` → ``tool-calls``."""
     return provider_reason.replace("_", "-")
 
 

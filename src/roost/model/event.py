@@ -4,7 +4,8 @@ Source: ``Event*`` schemas in ``opencode-1.18.34-openapi.json``. Every frame is
 ``{"type": <one of these>, "properties": {...}}``.
 """
 
-from typing import Final
+from dataclasses import dataclass
+from typing import Any, Final
 
 SERVER_CONNECTED: Final = "server.connected"
 SERVER_HEARTBEAT: Final = "server.heartbeat"
@@ -33,3 +34,26 @@ PROJECTED_TYPES: Final = frozenset(
     }
 )
 """Types that change the session/message/part projections; the rest are facts only."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """A committed event.
+
+    Attributes:
+        id: Global position in the log (commit order); the SSE ``id:``.
+        session_id: The session the event belongs to.
+        seq: Position within the session, from 1.
+        type: Wire type, e.g. ``message.part.updated``.
+        properties: The wire ``properties`` object.
+        data: ``properties`` serialized as JSON (what SSE sends and the log stores).
+        time_ms: Unix epoch ms when it was appended.
+    """
+
+    id: int
+    session_id: str
+    seq: int
+    type: str
+    properties: dict[str, Any]
+    data: bytes
+    time_ms: int

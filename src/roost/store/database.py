@@ -34,7 +34,8 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.pool import NullPool, QueuePool
 
 from roost.errors import StoreClosed
-from roost.store.event_log import StoredEvent, Tx
+from roost.model.event import StoredEvent
+from roost.store.event_log import Tx
 from roost.store.schema import metadata
 
 T = TypeVar("T")
@@ -183,7 +184,8 @@ class Database:
         loop = asyncio.get_running_loop()
         cmd = _Command(fn=fn, future=loop.create_future(), loop=loop)
         self._queue.put(cmd)
-        return await asyncio.shield(cmd.future)  # type: ignore[no-any-return]
+        result: T = await asyncio.shield(cmd.future)
+        return result
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` on a read connection in a worker thread (a consistent WAL snapshot)."""

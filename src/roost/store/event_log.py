@@ -10,15 +10,14 @@ never disagree.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from sqlalchemy import Connection, bindparam, insert, select, update
 
+from roost.model.event import StoredEvent
 from roost.store import projector
 from roost.store.schema import event, session_head
-
 
 # Statements are built once: constructing them per call costs more than executing them.
 _INSERT_EVENT = insert(event).returning(event.c.id)
@@ -29,29 +28,6 @@ _BUMP_SEQ = (
     .returning(session_head.c.last_seq)
 )
 _INSERT_HEAD = insert(session_head)
-
-
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
-    """A committed event.
-
-    Attributes:
-        id: Global position in the log (commit order); the SSE ``id:``.
-        session_id: The session the event belongs to.
-        seq: Position within the session, from 1.
-        type: Wire type, e.g. ``message.part.updated``.
-        properties: The wire ``properties`` object.
-        data: ``properties`` serialized as JSON (what SSE sends and the log stores).
-        time_ms: Unix epoch ms when it was appended.
-    """
-
-    id: int
-    session_id: str
-    seq: int
-    type: str
-    properties: dict[str, Any]
-    data: bytes
-    time_ms: int
 
 
 def now_ms() -> int:

@@ -106,47 +106,64 @@ class OpenAICompatProvider:
             kwargs["temperature"] = request.temperature
         if request.top_p is not None:
             kwargs["top_p"] = request.top_p
-        calls: dict[int, dict[str, Any]] = {}
-        finish: str | None = None
-        usage = Usage()
+        acc = _Accumulator()
         try:
             stream = await self._client.chat.completions.create(**kwargs)
             async with stream:
                 async for chunk in stream:
-                    if chunk.usage is not None:
-                        usage = _usage(chunk.usage)
-                    for choice in chunk.choices:
-                        delta = choice.delta
-                        if delta is not None:
-                            extra = delta.model_extra or {}
-                            reasoning = extra.get("reasoning_content") or extra.get("reasoning")
-                            if isinstance(reasoning, str) and reasoning:
-                                yield ReasoningDelta(reasoning)
-                            if delta.content:
-                                yield TextDelta(delta.content)
-                            for tc in delta.tool_calls or []:
-                                slot = calls.setdefault(
-                                    tc.index, {"id": "", "name": "", "args": ""}
-                                )
-                                if tc.id:
-                                    slot["id"] = tc.id
-                                if tc.function is not None:
-                                    slot["name"] += tc.function.name or ""
-                                    slot["args"] += tc.function.arguments or ""
-                        if choice.finish_reason:
-                            finish = choice.finish_reason
+                    for event in acc.feed(chunk):
+                        yield event
         except self._openai.OpenAIError as exc:
             raise _translate(exc, self._url) from exc
-        for index in sorted(calls):
-            slot = calls[index]
-            yield ToolCallRequest(
-                slot["id"] or f"call_{index}", slot["name"], _parse_arguments(slot["args"])
-            )
-        if finish is None:
+        for call in acc.tool_calls():
+            yield call
+        if acc.finish is None:
             raise ProviderError(
                 "the provider closed the stream without finishing", retryable=True, url=self._url
             )
-        yield StreamEnd(finish, usage)
+        yield StreamEnd(acc.finish, acc.usage)
+
+
+class _Accumulator:
+    """Folds ``chat.completion.chunk`` objects: yields text and reasoning as they come, and
+    assembles tool calls (streamed as id/name/argument fragments keyed by ``index``)."""
+
+    def __init__(self) -> None:
+        self.calls: dict[int, dict[str, str]] = {}
+        self.finish: str | None = None
+        self.usage = Usage()
+
+    def feed(self, chunk: Any) -> list[ProviderEvent]:
+        out: list[ProviderEvent] = []
+        if chunk.usage is not None:
+            self.usage = _usage(chunk.usage)
+        for choice in chunk.choices:
+            if choice.finish_reason:
+                self.finish = choice.finish_reason
+            delta = choice.delta
+            if delta is None:
+                continue
+            extra = delta.model_extra or {}
+            reasoning = extra.get("reasoning_content") or extra.get("reasoning")
+            if isinstance(reasoning, str) and reasoning:
+                out.append(ReasoningDelta(reasoning))
+            if delta.content:
+                out.append(TextDelta(delta.content))
+            for tc in delta.tool_calls or []:
+                slot = self.calls.setdefault(tc.index, {"id": "", "name": "", "args": ""})
+                slot["id"] = tc.id or slot["id"]
+                if tc.function is not None:
+                    slot["name"] += tc.function.name or ""
+                    slot["args"] += tc.function.arguments or ""
+        return out
+
+    def tool_calls(self) -> list[ToolCallRequest]:
+        return [
+            ToolCallRequest(
+                slot["id"] or f"call_{index}", slot["name"], _parse_arguments(slot["args"])
+            )
+            for index, slot in sorted(self.calls.items())
+        ]
 
 
 def _parse_arguments(raw: str) -> dict[str, Any]:

@@ -17,7 +17,9 @@ async def events(request: Request) -> EventSourceResponse:
     """Every event of this server's sessions, as SSE; resumable with ``Last-Event-ID``."""
     service: SessionService = request.app.state.sessions
     cursor = parse_cursor(request.headers.get("last-event-id"))
-    return EventSourceResponse(stream_events(service, cursor), ping=None)
+    return EventSourceResponse(
+        stream_events(service, cursor, heartbeat_s=request.app.state.heartbeat_s), ping=None
+    )
 
 
 @router.get("/global/event")
@@ -36,4 +38,7 @@ async def global_events(request: Request) -> EventSourceResponse:
         return prefix + data + "}"
 
     cursor = parse_cursor(request.headers.get("last-event-id"))
-    return EventSourceResponse(stream_events(service, cursor, wrap), ping=None)
+    return EventSourceResponse(
+        stream_events(service, cursor, wrap, heartbeat_s=request.app.state.heartbeat_s),
+        ping=None,
+    )
