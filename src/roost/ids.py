@@ -57,7 +57,12 @@ def new_id(prefix: Prefix, *, descending: bool = False) -> str:
     if descending:
         stamp = ~stamp
     head = format(stamp & _MASK_48, "012x")
-    tail = "".join(secrets.choice(_BASE62) for _ in range(_RANDOM_CHARS))
+    # One urandom read per id (not one per character); 248 = 62 * 4, so mapping a byte with a
+    # value below 248 onto 62 symbols is unbiased, and rejected bytes are simply skipped.
+    tail = "".join(_BASE62[b % 62] for b in secrets.token_bytes(_RANDOM_CHARS * 2) if b < 248)
+    while len(tail) < _RANDOM_CHARS:
+        tail += "".join(_BASE62[b % 62] for b in secrets.token_bytes(_RANDOM_CHARS) if b < 248)
+    tail = tail[:_RANDOM_CHARS]
     return f"{prefix}_{head}{tail}"
 
 

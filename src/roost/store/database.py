@@ -60,7 +60,7 @@ class _Command:
     events: list[StoredEvent] = field(default_factory=list)
 
 
-def _configure_sqlite(engine: Engine, *, synchronous: str) -> None:
+def _configure_sqlite(engine: Engine, *, synchronous: str, writer: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
         # Let SQLAlchemy's "begin" hook emit BEGIN IMMEDIATE instead of pysqlite's deferred
@@ -77,7 +77,8 @@ def _configure_sqlite(engine: Engine, *, synchronous: str) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Readers take a deferred (shared) snapshot; only the writer takes the write lock.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
 
 
 def sqlite_url(path: Path) -> str:
@@ -140,8 +141,8 @@ class Database:
         url = sqlite_url(path)
         self._write_engine = create_engine(url, poolclass=NullPool)
         self._read_engine = create_engine(url, poolclass=QueuePool, pool_size=4, max_overflow=4)
-        for engine in (self._write_engine, self._read_engine):
-            _configure_sqlite(engine, synchronous=synchronous)
+        _configure_sqlite(self._write_engine, synchronous=synchronous, writer=True)
+        _configure_sqlite(self._read_engine, synchronous=synchronous, writer=False)
         self._queue: queue.SimpleQueue[_Command | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._closed = False

@@ -78,8 +78,10 @@ class OpenAICompatProvider:
 
     def __init__(self, *, base_url: str | None, api_key: str | None) -> None:
         import openai
+        import openai.types.chat
 
         self._openai = openai
+        self._types = openai.types.chat
         self._client = openai.AsyncOpenAI(
             base_url=base_url,
             api_key=api_key or "none",
@@ -108,7 +110,17 @@ class OpenAICompatProvider:
             kwargs["top_p"] = request.top_p
         acc = _Accumulator()
         try:
-            stream = await self._client.chat.completions.create(**kwargs)
+            # The SDK's documented generic ``post`` (README, "Undocumented endpoints") sends the
+            # body as given. ``chat.completions.create`` would first walk every message through
+            # its TypedDict transformer, which costs milliseconds per request on a long history
+            # and stalls the event loop that serves admissions.
+            stream = await self._client.post(
+                "/chat/completions",
+                body=kwargs,
+                cast_to=self._types.ChatCompletion,
+                stream=True,
+                stream_cls=self._openai.AsyncStream[self._types.ChatCompletionChunk],
+            )
             async with stream:
                 async for chunk in stream:
                     for event in acc.feed(chunk):
