@@ -82,6 +82,7 @@ class OpenAICompatProvider:
 
         self._openai = openai
         self._types = openai.types.chat
+        self._stream_cls = openai.AsyncStream[openai.types.chat.ChatCompletionChunk]
         self._client = openai.AsyncOpenAI(
             base_url=base_url,
             api_key=api_key or "none",
@@ -119,7 +120,7 @@ class OpenAICompatProvider:
                 body=kwargs,
                 cast_to=self._types.ChatCompletion,
                 stream=True,
-                stream_cls=self._openai.AsyncStream[self._types.ChatCompletionChunk],
+                stream_cls=self._stream_cls,
             )
             async with stream:
                 async for chunk in stream:
