@@ -126,3 +126,41 @@ def project_id(directory: Path) -> str:
 def environment() -> dict[str, str]:
     """A copy of the process environment."""
     return dict(os.environ)
+
+
+def instructions(directory: Path, env: dict[str, str], config: dict[str, Any]) -> tuple[str, ...]:
+    """System prompt sections from instruction files, as OpenCode gathers them.
+
+    The project's ``AGENTS.md`` (``CLAUDE.md`` when there is none), the global
+    ``~/.config/opencode/AGENTS.md``, then each file named in the config's ``instructions``
+    (relative to the project). Each becomes ``"Instructions from: <path>\n<text>"``.
+    """
+    found: list[Path] = []
+    for name in ("AGENTS.md", "CLAUDE.md"):
+        if (directory / name).is_file():
+            found.append(directory / name)
+            break
+    global_agents = global_config_dir(env) / "AGENTS.md"
+    if global_agents.is_file():
+        found.append(global_agents)
+    for entry in config.get("instructions") or []:
+        path = (directory / str(entry)).expanduser()
+        if path.is_file():
+            found.append(path)
+    return tuple(
+        f"Instructions from: {p}\n{p.read_text(encoding='utf-8', errors='replace')}" for p in found
+    )
+
+
+def wait_policy_values(config: dict[str, Any]) -> tuple[float | None, float | None, str]:
+    """``roost.json`` ``wait``: ``{"permission": {"timeoutMs"}, "question": {"timeoutMs",
+    "default": "first" | "reject"}}`` as (permission s, question s, question default)."""
+    wait = config.get("wait") or {}
+    perm = (wait.get("permission") or {}).get("timeoutMs")
+    question = wait.get("question") or {}
+    q_ms = question.get("timeoutMs")
+    return (
+        float(perm) / 1000 if perm else None,
+        float(q_ms) / 1000 if q_ms else None,
+        str(question.get("default") or "reject"),
+    )

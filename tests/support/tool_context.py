@@ -31,6 +31,7 @@ class LocalToolContext:
     processes: set[int] = field(default_factory=set)
     questions: list[list[dict[str, Any]]] = field(default_factory=list)
     subtasks: list[dict[str, Any]] = field(default_factory=list)
+    todos: list[dict[str, Any]] = field(default_factory=list)
 
     async def ask_permission(self, permission: str, patterns: list[str], *,
                              always: list[str] | None = None,
@@ -41,6 +42,9 @@ class LocalToolContext:
 
     async def update(self, *, title: str | None = None, metadata: dict[str, Any]) -> None:
         self.updates.append({"title": title, "metadata": dict(metadata)})
+
+    async def update_todos(self, todos: list[dict[str, Any]]) -> None:
+        self.todos = list(todos)
 
     async def ask_question(self, questions: list[dict[str, Any]]) -> list[list[str]]:
         self.questions.append(questions)

@@ -12,7 +12,48 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from roost.agent import prompts
 from roost.errors import UnknownAgent, UnknownModel
+
+Rule = dict[str, str]
+"""OpenAPI ``PermissionRule``: ``{"permission", "pattern", "action"}``."""
+
+_AGENT_RULES: Final[dict[str, list[Rule]]] = {
+    "plan": [
+        {"permission": "edit", "pattern": "*", "action": "deny"},
+        {"permission": "bash", "pattern": "*", "action": "ask"},
+    ],
+    "explore": [
+        {"permission": "edit", "pattern": "*", "action": "deny"},
+        {"permission": "task", "pattern": "*", "action": "deny"},
+        {"permission": "todowrite", "pattern": "*", "action": "deny"},
+    ],
+    "general": [
+        {"permission": "task", "pattern": "*", "action": "deny"},
+        {"permission": "todowrite", "pattern": "*", "action": "deny"},
+    ],
+}
+"""Built-in agents' own rules (OpenCode's: plan cannot edit and asks before bash; sub-agents do
+not start further sub-agents or keep todo lists)."""
+
+
+def rules_from_config(value: Any) -> list[Rule]:
+    """Flatten a config ``permission`` value into rules (a list is taken as a ruleset)."""
+    if isinstance(value, list):
+        return [dict(r) for r in value if isinstance(r, dict)]
+    if isinstance(value, str):
+        return [{"permission": "*", "pattern": "*", "action": value}]
+    rules: list[Rule] = []
+    for permission, setting in (value or {}).items():
+        if isinstance(setting, str):
+            rules.append({"permission": permission, "pattern": "*", "action": setting})
+        elif isinstance(setting, dict):
+            rules.extend(
+                {"permission": permission, "pattern": pattern, "action": action}
+                for pattern, action in setting.items()
+            )
+    return rules
+
 
 OPENAI_COMPATIBLE_NPM: Final = frozenset({"@ai-sdk/openai-compatible", "@ai-sdk/openai"})
 
@@ -47,7 +88,8 @@ class AgentConfig:
     steps: int | None = None
     native: bool = True
     hidden: bool = False
-    permission: list[dict[str, Any]] = field(default_factory=list)
+    permission: list[Rule] = field(default_factory=list)
+    """The agent's own rules (built-in ones first, then its config ``permission``)."""
 
     def to_wire(self) -> dict[str, Any]:
         """The ``Agent`` object served by ``GET /agent``."""
@@ -76,10 +118,27 @@ class AgentConfig:
 
 
 _BUILTIN_AGENTS: Final = (
-    AgentConfig("build", "primary", "The default agent: works on the project with every tool."),
-    AgentConfig("plan", "primary", "Plans without changing files: edits are denied."),
-    AgentConfig("general", "subagent", "A general-purpose sub-agent for multi-step tasks."),
-    AgentConfig("explore", "subagent", "A fast sub-agent that searches and reads the codebase."),
+    AgentConfig(
+        "build",
+        "primary",
+        "The default agent: works on the project with every tool.",
+        prompt=prompts.BUILD,
+    ),
+    AgentConfig(
+        "plan", "primary", "Plans without changing files: edits are denied.", prompt=prompts.PLAN
+    ),
+    AgentConfig(
+        "general",
+        "subagent",
+        "A general-purpose sub-agent for multi-step tasks.",
+        prompt=prompts.GENERAL,
+    ),
+    AgentConfig(
+        "explore",
+        "subagent",
+        "A fast sub-agent that searches and reads the codebase.",
+        prompt=prompts.EXPLORE,
+    ),
 )
 
 
@@ -211,5 +270,9 @@ def _agents(config: dict[str, Any]) -> dict[str, AgentConfig]:
             steps=entry.get("steps") or entry.get("maxSteps"),
             native=base is not None,
             hidden=bool(entry.get("hidden", False)),
+            permission=[
+                *(base.permission if base else []),
+                *rules_from_config(entry.get("permission")),
+            ],
         )
     return agents

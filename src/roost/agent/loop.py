@@ -1,18 +1,28 @@
-"""The agent turn: model request → streamed answer → finish, with bounded retries.
+"""The agent turn: model request → streamed answer → tool calls → tool results → … → finish.
 
 ``run_turn`` knows nothing about storage: it reports progress to a ``TurnSink`` (the engine's
-turn writer) and raises ``ProviderError`` when the provider fails for good. Retry policy: a
-retryable failure (429, 5xx, transport) that happens before the step produced any output is
-retried up to ``max_attempts`` times with exponential backoff (tenacity), and each wait is
-reported through ``TurnSink.retrying`` so clients see ``session.status`` ``retry``.
-Tools arrive with issue #3; until then a turn is one step.
+turn writer) and raises ``ProviderError`` when the provider fails for good.
+
+- **Steps.** Each model request is one step. When the model asks for tools, the calls run, their
+  results are appended to the conversation and the next step starts, up to ``max_steps``; the
+  last allowed step is sent without tools and with a note asking for a final answer.
+- **Tools.** Calls of one step run concurrently when every called tool is read-only, otherwise
+  one after the other, in the model's order. A failing call (``ToolError``, bad arguments, an
+  unknown tool) becomes an ``error`` part and the model is told the error; it does not end the
+  turn. Cancellation (abort) propagates.
+- **Retries.** A retryable failure (429, 5xx, transport) before the step produced output is
+  retried up to ``RetryPolicy.max_attempts`` times with exponential backoff (tenacity); each
+  wait is reported through ``TurnSink.retrying`` so clients see ``session.status`` ``retry``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 import time
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from tenacity import (
     AsyncRetrying,
@@ -31,7 +41,15 @@ from roost.agent.providers.base import (
     ToolCallRequest,
     Usage,
 )
+from roost.agent.tools.base import Tool, ToolContext, ToolError, ToolResult, truncate_output
 from roost.errors import ProviderError
+
+log = logging.getLogger(__name__)
+
+MAX_STEPS_NOTE = (
+    "You have reached the maximum number of steps for this turn. Tools are no longer "
+    "available: answer now with what you have, and say what is left to do."
+)
 
 
 class TurnSink(Protocol):
@@ -42,6 +60,11 @@ class TurnSink(Protocol):
     async def reasoning_delta(self, text: str) -> None: ...
     async def step_finished(self, finish_reason: str, usage: Usage) -> None: ...
     async def retrying(self, attempt: int, message: str, next_ms: int) -> None: ...
+    async def tool_pending(self, call: ToolCallRequest) -> None: ...
+    async def tool_running(self, call: ToolCallRequest) -> None: ...
+    async def tool_completed(self, call: ToolCallRequest, result: ToolResult) -> None: ...
+    async def tool_failed(self, call: ToolCallRequest, error: str) -> None: ...
+    def tool_context(self, call: ToolCallRequest) -> ToolContext: ...
 
 
 @dataclass(frozen=True)
@@ -58,6 +81,28 @@ class RetryPolicy:
     max_s: float = 30.0
 
 
+@dataclass
+class TurnOptions:
+    """What shapes a turn beyond the request.
+
+    Attributes:
+        tools: Tools the model may call, by name (already filtered for the agent).
+        max_steps: Most model requests in one turn.
+    """
+
+    tools: dict[str, Tool] = field(default_factory=dict)
+    max_steps: int = 50
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+@dataclass
+class _Step:
+    finish_reason: str = "stop"
+    usage: Usage = field(default_factory=Usage)
+    text: str = ""
+    calls: list[ToolCallRequest] = field(default_factory=list)
+
+
 class _OutputStarted(Exception):
     """Marks a failure after output was produced: it is not retried."""
 
@@ -70,16 +115,60 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, ProviderError) and exc.retryable
 
 
+def tool_definitions(tools: dict[str, Tool]) -> list[dict[str, Any]]:
+    """OpenAI ``tools`` entries (``type: function``) for the given tools."""
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": t.name,
+                "description": t.description,
+                "parameters": t.parameters(),
+            },
+        }
+        for t in tools.values()
+    ]
+
+
 async def run_turn(
-    provider: Provider, request: ModelRequest, sink: TurnSink, policy: RetryPolicy
+    provider: Provider, request: ModelRequest, sink: TurnSink, options: TurnOptions
 ) -> str:
-    """Run one turn and return the model's finish reason.
+    """Run one turn and return the last step's finish reason.
 
     Raises:
         ProviderError: The provider failed and retries (if any applied) ran out.
     """
-    await sink.step_started()
+    messages = list(request.messages)
+    definitions = tool_definitions(options.tools)
+    for step_no in range(max(1, options.max_steps)):
+        last = step_no == options.max_steps - 1
+        step_messages = messages + (
+            [{"role": "system", "content": MAX_STEPS_NOTE}] if last and definitions else []
+        )
+        step_request = ModelRequest(
+            model_id=request.model_id,
+            messages=step_messages,
+            tools=[] if last else definitions,
+            temperature=request.temperature,
+            top_p=request.top_p,
+        )
+        await sink.step_started()
+        step = await _stream_with_retry(provider, step_request, sink, options.retry)
+        results = await _run_calls(step.calls, sink, options.tools) if step.calls else []
+        await sink.step_finished(step.finish_reason, step.usage)
+        if not step.calls:
+            return step.finish_reason
+        messages.append(_assistant_message(step))
+        messages.extend(
+            {"role": "tool", "tool_call_id": call.call_id, "content": output}
+            for call, output in zip(step.calls, results, strict=True)
+        )
+    return "tool-calls"
 
+
+async def _stream_with_retry(
+    provider: Provider, request: ModelRequest, sink: TurnSink, policy: RetryPolicy
+) -> _Step:
     async def before_sleep(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         wait_s = state.upcoming_sleep
@@ -105,23 +194,79 @@ async def run_turn(
     raise AssertionError("unreachable: tenacity either returns or reraises")
 
 
-async def _stream_step(provider: Provider, request: ModelRequest, sink: TurnSink) -> str:
+async def _stream_step(provider: Provider, request: ModelRequest, sink: TurnSink) -> _Step:
+    step = _Step()
     produced = False
     try:
         async for event in provider.stream(request):
             if isinstance(event, TextDelta):
                 produced = True
+                step.text += event.text
                 await sink.text_delta(event.text)
             elif isinstance(event, ReasoningDelta):
                 produced = True
                 await sink.reasoning_delta(event.text)
             elif isinstance(event, ToolCallRequest):
-                produced = True  # TODO(#3): run tools; until then the call is not answered
+                produced = True
+                step.calls.append(event)
+                await sink.tool_pending(event)
             elif isinstance(event, StreamEnd):
-                await sink.step_finished(event.finish_reason, event.usage)
-                return event.finish_reason
+                step.finish_reason = event.finish_reason
+                step.usage = event.usage
+                return step
     except ProviderError as exc:
         if produced:
             raise _OutputStarted(exc) from exc
         raise
     raise ProviderError("the provider stream ended without a finish", retryable=True)
+
+
+def _assistant_message(step: _Step) -> dict[str, Any]:
+    return {
+        "role": "assistant",
+        "content": step.text or None,
+        "tool_calls": [
+            {
+                "id": c.call_id,
+                "type": "function",
+                "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
+            }
+            for c in step.calls
+        ],
+    }
+
+
+async def _run_calls(
+    calls: list[ToolCallRequest], sink: TurnSink, tools: dict[str, Tool]
+) -> list[str]:
+    """Run a step's calls; returns what the model sees for each, in call order."""
+    if all(c.name in tools and tools[c.name].read_only for c in calls) and len(calls) > 1:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(_run_call(c, sink, tools)) for c in calls]
+        return [t.result() for t in tasks]
+    return [await _run_call(c, sink, tools) for c in calls]
+
+
+async def _run_call(call: ToolCallRequest, sink: TurnSink, tools: dict[str, Tool]) -> str:
+    tool = tools.get(call.name)
+    if tool is None:
+        error = f"Unknown tool {call.name!r}. Available tools: {', '.join(sorted(tools))}"
+        await sink.tool_failed(call, error)
+        return f"Error: {error}"
+    ctx = sink.tool_context(call)
+    await sink.tool_running(call)
+    try:
+        params = tool.parse(call.arguments)
+        result = await tool.run(params, ctx)
+    except ToolError as exc:
+        await sink.tool_failed(call, exc.message)
+        return f"Error: {exc.message}"
+    except Exception as exc:
+        log.exception("tool %s failed", call.name)
+        await sink.tool_failed(call, f"{type(exc).__name__}: {exc}")
+        return f"Error: {type(exc).__name__}: {exc}"
+    output, cut = truncate_output(result.output, save_to=ctx.output_dir / f"{call.call_id}.txt")
+    if cut:
+        result = ToolResult(output, result.title, {**result.metadata, "truncated": True})
+    await sink.tool_completed(call, result)
+    return output

@@ -19,7 +19,7 @@ from roost import __version__
 from roost.api import errors
 from roost.api.auth import BasicAuth
 from roost.api.responses import JSONBytes
-from roost.api.routes import event, message, meta, session
+from roost.api.routes import event, message, meta, requests, session
 from roost.engine.sessions import SessionService
 
 
@@ -56,7 +56,7 @@ def create_app(
     app.state.config_dir = config_dir or Path()
     app.state.heartbeat_s = heartbeat_s
     errors.install(app)
-    for router in (session.router, message.router, event.router, meta.router):
+    for router in (session.router, message.router, event.router, meta.router, requests.router):
         app.include_router(router)
 
     @app.get("/doc", include_in_schema=False)

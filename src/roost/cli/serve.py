@@ -19,9 +19,19 @@ import uvicorn
 from roost.agent.catalog import Catalog
 from roost.agent.loop import RetryPolicy
 from roost.agent.providers.registry import ProviderRegistry
+from roost.agent.tools.registry import builtin_tools
 from roost.api.app import create_app
-from roost.config import Settings, environment, global_config_dir, load_config, project_id
+from roost.config import (
+    Settings,
+    environment,
+    global_config_dir,
+    instructions,
+    load_config,
+    project_id,
+    wait_policy_values,
+)
 from roost.engine.sessions import ServiceOptions, SessionService
+from roost.engine.tool_context import WaitPolicy
 from roost.store.database import Database
 
 
@@ -73,7 +83,13 @@ async def serve(settings: Settings) -> None:
         catalog,
         ProviderRegistry(),
         ServiceOptions(
-            directory=str(directory), project_id=project_id(directory), retry=retry_policy(config)
+            directory=str(directory),
+            project_id=project_id(directory),
+            retry=retry_policy(config),
+            instructions=instructions(directory, env, config),
+            tools=builtin_tools(global_config_dir(env)),
+            output_dir=settings.db_path.parent / "tool-output",
+            waits=WaitPolicy(*wait_policy_values(config)),
         ),
     )
     app = create_app(

@@ -14,21 +14,25 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from roost.agent import history
-from roost.agent.catalog import Catalog
-from roost.agent.loop import RetryPolicy, run_turn
+from roost.agent.catalog import AgentConfig, Catalog
+from roost.agent.loop import RetryPolicy, TurnOptions, run_turn
 from roost.agent.providers.base import ModelRequest
 from roost.agent.providers.registry import ProviderRegistry
+from roost.agent.tools.base import SubtaskResult, Tool
+from roost.engine import permissions
+from roost.engine.requests import RequestBroker
+from roost.engine.tool_context import EngineToolContext, RunScope, WaitPolicy
 from roost.engine.turn import TurnWriter
 from roost.errors import ProviderError, RoostError
 from roost.ids import new_message_id
 from roost.model import event as ev
 from roost.model import message as msg
-from roost.model.session import BUSY
 from roost.store import queries, runs
 from roost.store.database import Database
 from roost.store.event_log import Tx, now_ms
@@ -53,17 +57,27 @@ class RunManager:
         db: Database,
         catalog: Catalog,
         providers: ProviderRegistry,
+        broker: RequestBroker,
         *,
         directory: str,
         retry: RetryPolicy,
+        tools: dict[str, Tool] | None = None,
+        output_dir: Path | None = None,
+        waits: WaitPolicy | None = None,
         instructions: list[str] | None = None,
     ) -> None:
         self._db = db
         self._catalog = catalog
         self._providers = providers
+        self._broker = broker
         self._directory = directory
         self._retry = retry
+        self._tools = tools or {}
+        self._output_dir = output_dir or Path(directory) / ".roost-output"
+        self._waits = waits or WaitPolicy()
         self._instructions = instructions or []
+        self.run_subtask: Any = None
+        """``SessionService.run_subtask``; set by the service (it creates child sessions)."""
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._kicked: set[str] = set()
         self._held: set[str] = set()
@@ -159,7 +173,7 @@ class RunManager:
                     return
                 run = queued[0]
                 task = asyncio.create_task(self._execute(run), name=f"turn:{run.id}")
-                self._active[session_id] = _Active(run, task, dict(BUSY))
+                self._active[session_id] = _Active(run, task, _running())
                 try:
                     await asyncio.wait({task})
                 finally:
@@ -195,7 +209,7 @@ class RunManager:
 
         def begin(tx: Tx) -> None:
             runs.set_status(tx.conn, run.id, runs.RUNNING, assistant_message_id=assistant["id"])
-            tx.append(sid, ev.SESSION_STATUS, {"sessionID": sid, "status": BUSY})
+            tx.append(sid, ev.SESSION_STATUS, {"sessionID": sid, "status": _running()})
             tx.append(sid, ev.MESSAGE_UPDATED, {"sessionID": sid, "info": assistant})
 
         await self._db.write(begin)
@@ -209,7 +223,10 @@ class RunManager:
                 outcome = (msg.unknown_error("interrupted: server stopped"), runs.INTERRUPTED)
             else:
                 outcome = (msg.aborted_error(), runs.ABORTED)
-            await asyncio.shield(writer.finish(error=outcome[0], run_status=outcome[1]))
+            tool_error = "aborted" if outcome[1] == runs.ABORTED else "interrupted: server stopped"
+            await asyncio.shield(
+                writer.finish(error=outcome[0], run_status=outcome[1], tool_error=tool_error)
+            )
             raise
         except ProviderError as exc:
             error = msg.api_error(
@@ -222,7 +239,9 @@ class RunManager:
             )
             await writer.finish(error=error, run_status=runs.FAILED)
         except RoostError as exc:
-            await writer.finish(error=msg.unknown_error(exc.message), run_status=runs.FAILED)
+            await writer.finish(
+                error=msg.unknown_error(exc.message), run_status=runs.FAILED, tool_error=exc.message
+            )
         except Exception as exc:
             log.exception("turn %s failed", run.id)
             await writer.finish(
@@ -238,7 +257,34 @@ class RunManager:
             request.get("providerID"), request.get("modelID"), agent
         )
         provider = self._providers.get(resolved.provider)
-        rows = await self._db.read(lambda c: queries.list_messages(c, run.session_id))
+        sid = run.session_id
+
+        def read(c: Any) -> tuple[list[queries.MessageRow], str | None]:
+            return queries.list_messages(c, sid), queries.get_session(c, sid)
+
+        rows, session_json = await self._db.read(read)
+        session_info = orjson.loads(session_json) if session_json else {}
+        rules = self._rules(agent, session_info)
+        tools = {
+            name: tool
+            for name, tool in self._tools.items()
+            if permissions.tool_enabled(rules, name)
+            and (request.get("tools") or {}).get(name, True)
+        }
+        scope = RunScope(
+            session_id=sid,
+            agent=agent.name,
+            directory=Path(self._directory),
+            output_dir=self._output_dir,
+            rules=rules,
+            broker=self._broker,
+            writer=writer,
+            set_status=lambda s: self._set_status(sid, s),
+            approve=lambda approved: self._approve(sid, approved),
+            run_subtask=self._subtask,
+            waits=self._waits,
+        )
+        writer.context_factory = lambda call: EngineToolContext(scope, call)
         messages = _conversation_until(rows, run.message_id)
         system = history.system_prompt(
             agent_prompt=agent.prompt,
@@ -252,7 +298,40 @@ class RunManager:
             temperature=agent.temperature,
             top_p=agent.top_p,
         )
-        await run_turn(provider, model_request, writer, self._retry)
+        options = TurnOptions(tools=tools, max_steps=agent.steps or 50, retry=self._retry)
+        await run_turn(provider, model_request, writer, options)
+
+    async def _subtask(self, **kwargs: Any) -> SubtaskResult:
+        if self.run_subtask is None:
+            raise RuntimeError("sub-agents are not available")
+        result: SubtaskResult = await self.run_subtask(**kwargs)
+        return result
+
+    def _rules(self, agent: AgentConfig, session_info: dict[str, Any]) -> list[permissions.Rule]:
+        return [
+            *permissions.DEFAULT_RULES,
+            *permissions.rules_from_config(self._catalog.config.get("permission")),
+            *agent.permission,
+            *permissions.rules_from_config(session_info.get("permission")),
+        ]
+
+    async def _approve(self, session_id: str, approved: list[permissions.Rule]) -> None:
+        """Store "always" approvals as session rules (``session.updated``)."""
+
+        def write(tx: Tx) -> None:
+            found = queries.get_session(tx.conn, session_id)
+            if found is None:
+                return
+            info = orjson.loads(found)
+            info["permission"] = [*(info.get("permission") or []), *approved]
+            tx.append(session_id, ev.SESSION_UPDATED, {"sessionID": session_id, "info": info})
+
+        await self._db.write(write)
+
+
+def _running() -> dict[str, Any]:
+    """Busy status with Roost's extra ``reason`` (clients that don't know it ignore it)."""
+    return {"type": "busy", "reason": "running"}
 
 
 def _conversation_until(rows: list[queries.MessageRow], user_message_id: str) -> list[Any]:

@@ -7,8 +7,10 @@ interrupts executing turns (durably) and closes the store. Reads return stored w
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -16,9 +18,12 @@ import orjson
 from roost.agent.catalog import Catalog
 from roost.agent.loop import RetryPolicy
 from roost.agent.providers.registry import ProviderRegistry
+from roost.agent.tools.base import SubtaskResult, Tool, ToolError
 from roost.engine.admission import Admitted, PromptInput, admit_prompt
 from roost.engine.broadcaster import Broadcaster, Subscription
+from roost.engine.requests import RequestBroker
 from roost.engine.runs import RunManager
+from roost.engine.tool_context import WaitPolicy
 from roost.errors import InvalidInput, MessageNotFound, SessionBusy, SessionNotFound
 from roost.ids import new_session_id
 from roost.model import event as ev
@@ -47,6 +52,10 @@ class ServiceOptions:
     project_id: str
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     instructions: tuple[str, ...] = ()
+    tools: dict[str, Tool] = field(default_factory=dict)
+    output_dir: Path | None = None
+    """Where full outputs of truncated tool results are kept."""
+    waits: WaitPolicy = field(default_factory=WaitPolicy)
 
 
 class SessionService:
@@ -61,14 +70,20 @@ class SessionService:
         self._providers = providers
         self.broadcaster = Broadcaster()
         db.on_commit = self.broadcaster.publish
+        self.requests = RequestBroker(db)
         self.runs = RunManager(
             db,
             catalog,
             providers,
+            self.requests,
             directory=options.directory,
             retry=options.retry,
+            tools=options.tools,
+            output_dir=options.output_dir,
+            waits=options.waits,
             instructions=list(options.instructions),
         )
+        self.runs.run_subtask = self.run_subtask
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -79,6 +94,10 @@ class SessionService:
         for run in open_runs:
             if run.status == runs.RUNNING:
                 await self._finish_interrupted(run)
+        # Requests whose waiting tool died with the previous process can never be answered.
+        stale = await self.db.read(lambda c: queries.pending_requests(c))
+        for sid in dict.fromkeys(r.session_id for r in stale):
+            await self.requests.cancel(sid)
         for sid in dict.fromkeys(r.session_id for r in open_runs if r.status == runs.QUEUED):
             self.runs.kick(sid)
 
@@ -271,6 +290,7 @@ class SessionService:
         await self.get_message(session_id, message_id)
         if self.runs.is_busy(session_id):
             raise SessionBusy(session_id)
+        await self.requests.cancel(session_id, message_id=message_id)
 
         def delete(tx: Tx) -> None:
             if queries.get_message(tx.conn, session_id, message_id) is None:
@@ -300,29 +320,132 @@ class SessionService:
         """Admit a prompt and wait for its turn to end.
 
         Returns:
-            The assistant message that answered it (with ``error`` when the turn failed), or
+            The last assistant message answering it (with ``error`` when the turn failed), or
             the user message itself for ``noReply``.
         """
         admitted = await self.prompt_async(session_id, prompt)
         if admitted.run_id is None:
             return await self.get_message(session_id, admitted.message_id)
         await self.runs.wait_run(admitted.run_id)
-        run = await self.db.read(lambda c: runs.get_run(c, admitted.run_id or ""))
-        if run is None or run.assistant_message_id is None:
-            return await self.get_message(session_id, admitted.message_id)
-        return await self.get_message(session_id, run.assistant_message_id)
+        reply = await self._last_reply(session_id, admitted.message_id)
+        return reply or await self.get_message(session_id, admitted.message_id)
+
+    async def _last_reply(self, session_id: str, user_message_id: str) -> MessageRow | None:
+        rows = await self.list_messages(session_id)
+        replies = [r for r in rows if orjson.loads(r.info).get("parentID") == user_message_id]
+        return replies[-1] if replies else None
 
     async def abort(self, session_id: str) -> bool:
         """Stop the session's executing turn, if any; always succeeds.
 
-        Prompts queued behind it stay queued and run next.
+        The turn's pending permission and question requests are closed, running child
+        sessions are aborted with it, and prompts queued behind it stay queued and run next.
 
         Raises:
             SessionNotFound: No such session.
         """
         await self.get_session(session_id)
         await self.runs.abort(session_id)
+        await self.requests.cancel(session_id)
         return True
+
+    # -- sub-agents ------------------------------------------------------------------
+
+    async def run_subtask(
+        self,
+        *,
+        parent_id: str,
+        agent: str,
+        prompt: str,
+        description: str,
+        task_id: str | None,
+        call_id: str,
+    ) -> SubtaskResult:
+        """Run a sub-agent's turn in a child session and return its final text.
+
+        A new child session is titled ``"<description> (@<agent> subagent)"``; ``task_id``
+        continues an existing child of the same parent. If the calling turn is cancelled, the
+        child's turn is aborted too (and its processes killed) before the cancellation goes on.
+
+        Raises:
+            ToolError: Unknown or non-sub-agent ``agent``, a bad ``task_id``, or the child's
+                turn failed (its error is the message).
+        """
+        found = self.catalog.agents.get(agent)
+        if found is None or found.mode == "primary":
+            known = ", ".join(
+                sorted(a.name for a in self.catalog.agents.values() if a.mode != "primary")
+            )
+            raise ToolError(f"Unknown sub-agent {agent!r}. Available sub-agents: {known}")
+        if task_id:
+            existing = await self.db.read(lambda c: queries.get_session(c, task_id))
+            if existing is None or orjson.loads(existing).get("parentID") != parent_id:
+                raise ToolError(f"task_id {task_id} is not a child session of this session")
+            child_id = task_id
+        else:
+            child = await self.create_session(
+                parent_id=parent_id, title=f"{description} (@{agent} subagent)", agent=agent
+            )
+            child_id = child["id"]
+        admitted = await self.prompt_async(
+            child_id, PromptInput(parts=[{"type": "text", "text": prompt}], agent=agent)
+        )
+        assert admitted.run_id is not None
+        try:
+            await self.runs.wait_run(admitted.run_id)
+        except asyncio.CancelledError:
+            await asyncio.shield(self.runs.abort(child_id))
+            raise
+        reply = await self._last_reply(child_id, admitted.message_id)
+        info = orjson.loads(reply.info) if reply else {}
+        if reply is None or "error" in info:
+            error = (info.get("error") or {}).get("data", {}).get("message", "no answer")
+            raise ToolError(f"The sub-agent failed (session {child_id}): {error}")
+        text = "".join(
+            orjson.loads(p).get("text", "")
+            for p in reply.parts
+            if orjson.loads(p).get("type") == "text"
+        )
+        return SubtaskResult(
+            child_id,
+            text,
+            {"modelID": info.get("modelID", ""), "providerID": info.get("providerID", "")},
+        )
+
+    # -- permissions, questions, todos -----------------------------------------------
+
+    async def pending_permissions(self) -> list[str]:
+        """``GET /permission``: pending ``PermissionRequest`` JSON, oldest first."""
+        return await self.requests.pending("permission")
+
+    async def pending_questions(self) -> list[str]:
+        """``GET /question``: pending ``QuestionRequest`` JSON, oldest first."""
+        return await self.requests.pending("question")
+
+    async def reply_permission(self, request_id: str, reply: str) -> None:
+        """Answer a permission request: ``once``, ``always`` or ``reject``.
+
+        Raises:
+            RequestNotFound: It is not pending (answered, cancelled, or never existed).
+        """
+        await self.requests.reply(request_id, "permission", reply)
+
+    async def reply_question(self, request_id: str, answers: list[list[str]] | None) -> None:
+        """Answer a question request (None rejects it).
+
+        Raises:
+            RequestNotFound: It is not pending.
+        """
+        await self.requests.reply(request_id, "question", answers)
+
+    async def todos(self, session_id: str) -> str:
+        """The session's todo list as JSON.
+
+        Raises:
+            SessionNotFound: No such session.
+        """
+        await self.get_session(session_id)
+        return await self.db.read(lambda c: queries.get_todos(c, session_id))
 
     # -- events ----------------------------------------------------------------------
 

@@ -1,9 +1,15 @@
-"""Writes one run's turn into the log: the assistant message, its parts, deltas and outcome.
+"""Writes one run's turn into the log: assistant messages, parts, deltas, tool calls, outcome.
 
-``TurnWriter`` is the engine's ``TurnSink``. Small events are held in ``_pending`` and committed
+``TurnWriter`` is the engine's ``TurnSink``. Each model step is one assistant message (as in
+OpenCode): step-start, reasoning and text parts, tool parts, step-finish, then the message is
+completed and the next step opens a new one. Small events are held in ``_pending`` and committed
 with the next write, and text deltas are coalesced: a delta event is committed at most every
-``coalesce_ms`` per part (or when the part ends), so a long answer is a handful of commits rather
-than one per token, and nothing is lost at the end of the turn because ``finish`` flushes first.
+``COALESCE_MS`` per part (or when the part ends), so a long answer is a handful of commits rather
+than one per token; nothing is lost at the end because ``finish`` flushes first.
+
+Tool parts go ``pending → running → completed | error`` with OpenCode's state fields
+(``ToolState*`` schemas). ``finish`` closes every part still open, so no part outlives its turn
+in a non-terminal state: on abort they become ``error`` ("aborted").
 """
 
 from __future__ import annotations
@@ -12,15 +18,16 @@ import asyncio
 import contextlib
 import copy
 import logging
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from roost.agent.providers.base import Usage
-from roost.ids import new_part_id
+from roost.agent.providers.base import ToolCallRequest, Usage
+from roost.agent.tools.base import ToolResult
+from roost.ids import new_message_id, new_part_id
 from roost.model import event as ev
 from roost.model import message as msg
-from roost.model.session import BUSY, IDLE, retry_status
+from roost.model.session import IDLE
 from roost.store import runs
 from roost.store.database import Database
 from roost.store.event_log import Tx, now_ms
@@ -29,6 +36,8 @@ log = logging.getLogger(__name__)
 
 COALESCE_MS = 50
 """Longest a streamed delta waits before it is committed (ms)."""
+METADATA_EVERY_MS = 100
+"""Most frequent commit of a running tool's streamed metadata (ms)."""
 
 
 def finish_of(provider_reason: str) -> str:
@@ -44,39 +53,69 @@ class _OpenPart:
 
 
 class TurnWriter:
-    """Records one run's assistant message (see module docstring).
+    """Records one run's assistant messages (see module docstring).
 
     Args:
         db: The store.
         run: The run being answered.
-        assistant: The assistant message dict (already committed by ``begin``).
+        assistant: The first assistant message (already committed by the run's start).
         on_status: Called with the session's live status when it changes (busy / retry).
+        directory: The session directory (``AssistantMessage.path``).
     """
 
     def __init__(
-        self, db: Database, run: runs.RunRow, assistant: dict[str, Any], on_status: Any
+        self,
+        db: Database,
+        run: runs.RunRow,
+        assistant: dict[str, Any],
+        on_status: Callable[[dict[str, Any]], None],
     ) -> None:
         self._db = db
         self._run = run
         self.assistant = assistant
         self._sid = run.session_id
-        self._mid = assistant["id"]
         self._pending: list[tuple[str, dict[str, Any]]] = []
         self._open: dict[str, _OpenPart] = {}
         self._current_kind: str | None = None
         self._flush_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._on_status = on_status
-        self._usage = Usage()
+        self._step_done = False
+        self._steps = 0
+        self.tools: dict[str, dict[str, Any]] = {}
+        """Tool parts of the current step, by call id."""
+        self._metadata_at: dict[str, int] = {}
+        self.final_text = ""
+        """Text of the last step (what a sub-agent's parent receives)."""
+        self.context_factory: Callable[[ToolCallRequest], Any] | None = None
 
-    # -- TurnSink --------------------------------------------------------------------
+    @property
+    def message_id(self) -> str:
+        """The current step's assistant message id."""
+        return str(self.assistant["id"])
+
+    # -- TurnSink: steps and text -------------------------------------------------------
 
     async def step_started(self) -> None:
-        """Queue the step-start part."""
-        self._queue_part(msg.step_start_part(new_part_id(), self._sid, self._mid))
+        """Open a step: a new assistant message after the first step, then step-start."""
+        if self._step_done:
+            self._complete_message()
+            self.assistant = copy.deepcopy(self.assistant)
+            for key in ("error", "finish"):
+                self.assistant.pop(key, None)
+            self.assistant["id"] = new_message_id()
+            self.assistant["time"] = {"created": now_ms()}
+            self.assistant["tokens"] = msg.tokens(0, 0)
+            self._queue_message()
+            self._step_done = False
+            self.tools.clear()
+        self._steps += 1
+        self.final_text = ""
+        self._queue_part(msg.step_start_part(new_part_id(), self._sid, self.message_id))
 
     async def text_delta(self, text: str) -> None:
         """Buffer answer text."""
+        self.final_text += text
         await self._delta("text", text)
 
     async def reasoning_delta(self, text: str) -> None:
@@ -86,59 +125,161 @@ class TurnWriter:
     async def step_finished(self, finish_reason: str, usage: Usage) -> None:
         """Close the step's parts and record its usage (a step-finish part)."""
         self._close_open_parts()
-        self._usage = usage
         toks = msg.tokens(
             usage.input_tokens, usage.output_tokens, usage.reasoning_tokens, usage.cache_read_tokens
         )
         self._queue_part(
             msg.step_finish_part(
-                new_part_id(), self._sid, self._mid, reason=finish_of(finish_reason), tokens=toks
+                new_part_id(),
+                self._sid,
+                self.message_id,
+                reason=finish_of(finish_reason),
+                tokens=toks,
             )
         )
         self.assistant["tokens"] = toks
         self.assistant["finish"] = finish_of(finish_reason)
-        self._pending.append(
-            (ev.MESSAGE_UPDATED, {"sessionID": self._sid, "info": copy.deepcopy(self.assistant)})
-        )
+        self._queue_message()
+        self._step_done = True
+        await self.flush()
 
     async def retrying(self, attempt: int, message: str, next_ms: int) -> None:
         """Show ``retry`` status until the next attempt starts."""
+        from roost.model.session import retry_status
+
         status = retry_status(attempt, message, next_ms)
         self._on_status(status)
         self._pending.append((ev.SESSION_STATUS, {"sessionID": self._sid, "status": status}))
         await self.flush()
-        self._on_status(BUSY)
+        self._on_status({"type": "busy", "reason": "running"})
+
+    # -- TurnSink: tools ----------------------------------------------------------------
+
+    async def tool_pending(self, call: ToolCallRequest) -> None:
+        """A ``pending`` tool part for a call the model just made."""
+        self._close_open_parts()
+        part = {
+            "id": new_part_id(),
+            "sessionID": self._sid,
+            "messageID": self.message_id,
+            "type": "tool",
+            "callID": call.call_id,
+            "tool": call.name,
+            "state": {"status": "pending", "input": call.arguments, "raw": ""},
+        }
+        self.tools[call.call_id] = part
+        self._queue_part(part)
+
+    async def tool_running(self, call: ToolCallRequest) -> None:
+        """The call starts executing."""
+        part = self._tool_part(call)
+        part["state"] = {"status": "running", "input": call.arguments, "time": {"start": now_ms()}}
+        self._queue_part(part)
+        await self.flush()
+
+    async def tool_progress(
+        self, call_id: str, *, title: str | None, metadata: dict[str, Any], force: bool = False
+    ) -> None:
+        """Streamed progress of a running call (``state.metadata``), committed at most every
+        ``METADATA_EVERY_MS`` unless ``force``."""
+        part = self.tools.get(call_id)
+        if part is None or part["state"]["status"] != "running":
+            return
+        state = part["state"]
+        state["metadata"] = {**state.get("metadata", {}), **metadata}
+        if title is not None:
+            state["title"] = title
+        at = now_ms()
+        if force or at - self._metadata_at.get(call_id, 0) >= METADATA_EVERY_MS:
+            self._metadata_at[call_id] = at
+            self._queue_part(part)
+            await self.flush()
+
+    async def tool_completed(self, call: ToolCallRequest, result: ToolResult) -> None:
+        """The call returned."""
+        part = self._tool_part(call)
+        start = part["state"].get("time", {}).get("start", now_ms())
+        part["state"] = {
+            "status": "completed",
+            "input": call.arguments,
+            "output": result.output,
+            "title": result.title,
+            "metadata": result.metadata,
+            "time": {"start": start, "end": now_ms()},
+        }
+        self._queue_part(part)
+        await self.flush()
+
+    async def tool_failed(self, call: ToolCallRequest, error: str) -> None:
+        """The call failed (or was refused); the model is told ``error``."""
+        part = self.tools.get(call.call_id)
+        if part is None:
+            await self.tool_pending(call)
+            part = self._tool_part(call)
+        state = part["state"]
+        start = state.get("time", {}).get("start", now_ms())
+        part["state"] = {
+            "status": "error",
+            "input": call.arguments,
+            "error": error,
+            "time": {"start": start, "end": now_ms()},
+        }
+        if state.get("metadata"):
+            part["state"]["metadata"] = state["metadata"]
+        self._queue_part(part)
+        await self.flush()
+
+    def tool_context(self, call: ToolCallRequest) -> Any:
+        """The call's ``ToolContext``, made by ``context_factory`` (set by the run manager)."""
+        if self.context_factory is None:
+            raise RuntimeError("this turn offers no tools")
+        return self.context_factory(call)
 
     # -- outcome ---------------------------------------------------------------------
 
-    async def finish(self, *, error: dict[str, Any] | None, run_status: str) -> None:
-        """Complete the assistant message and the run in one commit, then go idle.
+    async def finish(
+        self, *, error: dict[str, Any] | None, run_status: str, tool_error: str = "aborted"
+    ) -> None:
+        """Complete the current assistant message and the run in one commit, then go idle.
 
-        Events, in OpenCode's order: open parts closed, ``message.updated`` (completed, with
+        Open parts are closed first; tool parts not yet terminal become ``error`` with
+        ``tool_error``. Events, in OpenCode's order: ``message.updated`` (completed, with
         ``error`` when given), ``session.error`` (when failed), ``session.status`` idle,
         ``session.idle``.
         """
         await self._cancel_flush_timer()
-        self._close_open_parts()
-        self.assistant["time"]["completed"] = now_ms()
-        if error is not None:
-            self.assistant["error"] = error
-        info = copy.deepcopy(self.assistant)
-        events = list(self._pending)
-        self._pending.clear()
-        events.append((ev.MESSAGE_UPDATED, {"sessionID": self._sid, "info": info}))
-        if error is not None:
-            events.append((ev.SESSION_ERROR, {"sessionID": self._sid, "error": error}))
-        events.append((ev.SESSION_STATUS, {"sessionID": self._sid, "status": IDLE}))
-        events.append((ev.SESSION_IDLE, {"sessionID": self._sid}))
-        run_id = self._run.id
+        async with self._lock:
+            self._close_open_parts()
+            end = now_ms()
+            for part in self.tools.values():
+                state = part["state"]
+                if state["status"] in ("pending", "running"):
+                    part["state"] = {
+                        "status": "error",
+                        "input": state.get("input", {}),
+                        "error": tool_error,
+                        "time": {"start": state.get("time", {}).get("start", end), "end": end},
+                    }
+                    if state.get("metadata"):
+                        part["state"]["metadata"] = state["metadata"]
+                    self._queue_part(part)
+            if error is not None:
+                self.assistant["error"] = error
+            self._complete_message()
+            events = list(self._pending)
+            self._pending.clear()
+            if error is not None:
+                events.append((ev.SESSION_ERROR, {"sessionID": self._sid, "error": error}))
+            events.append((ev.SESSION_STATUS, {"sessionID": self._sid, "status": IDLE}))
+            events.append((ev.SESSION_IDLE, {"sessionID": self._sid}))
+            sid, run_id = self._sid, self._run.id
 
-        def commit(tx: Tx) -> None:
-            for type_, props in events:
-                tx.append(self._sid, type_, props)
-            runs.set_status(tx.conn, run_id, run_status)
+            def commit(tx: Tx) -> None:
+                for type_, props in events:
+                    tx.append(sid, type_, props)
+                runs.set_status(tx.conn, run_id, run_status)
 
-        await self._db.write(commit)
+            await self._db.write(commit)
 
     async def flush(self) -> None:
         """Commit pending events and buffered deltas now."""
@@ -154,10 +295,30 @@ class TurnWriter:
 
             await self._db.write(commit)
 
+    async def append(self, type_: str, properties: dict[str, Any]) -> None:
+        """Commit one more event of this session, in order with the turn's own."""
+        self._pending.append((type_, properties))
+        await self.flush()
+
     # -- internals -------------------------------------------------------------------
 
+    def _tool_part(self, call: ToolCallRequest) -> dict[str, Any]:
+        part = self.tools.get(call.call_id)
+        if part is None:
+            raise KeyError(f"no tool part for call {call.call_id}")
+        return part
+
+    def _complete_message(self) -> None:
+        self.assistant["time"].setdefault("completed", now_ms())
+        self._queue_message()
+
+    def _queue_message(self) -> None:
+        # Deep copies: the dicts keep changing before the pending event is committed.
+        self._pending.append(
+            (ev.MESSAGE_UPDATED, {"sessionID": self._sid, "info": copy.deepcopy(self.assistant)})
+        )
+
     def _queue_part(self, part: dict[str, Any]) -> None:
-        # Deep copies: the open part keeps changing before the pending event is committed.
         self._pending.append(
             (ev.PART_UPDATED, {"sessionID": self._sid, "part": copy.deepcopy(part)})
         )
@@ -172,9 +333,9 @@ class TurnWriter:
         if open_part is None:
             pid = new_part_id()
             if kind == "text":
-                part = msg.text_part(pid, self._sid, self._mid, "", time={"start": now_ms()})
+                part = msg.text_part(pid, self._sid, self.message_id, "", time={"start": now_ms()})
             else:
-                part = msg.reasoning_part(pid, self._sid, self._mid, now_ms())
+                part = msg.reasoning_part(pid, self._sid, self.message_id, now_ms())
             open_part = _OpenPart(part, "text")
             self._open[kind] = open_part
             self._queue_part(part)
@@ -205,7 +366,7 @@ class TurnWriter:
                         ev.PART_DELTA,
                         {
                             "sessionID": self._sid,
-                            "messageID": self._mid,
+                            "messageID": self.message_id,
                             "partID": op.part["id"],
                             "field": op.field,
                             "delta": op.buffered,
@@ -224,8 +385,3 @@ class TurnWriter:
             self._queue_part(op.part)
         self._open.clear()
         self._current_kind = None
-
-
-def elapsed_ms(start: float) -> float:
-    """Milliseconds since ``start`` (a ``time.perf_counter()`` reading)."""
-    return (time.perf_counter() - start) * 1000

@@ -20,6 +20,12 @@ MESSAGE_REMOVED: Final = "message.removed"
 PART_UPDATED: Final = "message.part.updated"
 PART_DELTA: Final = "message.part.delta"
 PART_REMOVED: Final = "message.part.removed"
+PERMISSION_ASKED: Final = "permission.asked"
+PERMISSION_REPLIED: Final = "permission.replied"
+QUESTION_ASKED: Final = "question.asked"
+QUESTION_REPLIED: Final = "question.replied"
+QUESTION_REJECTED: Final = "question.rejected"
+TODO_UPDATED: Final = "todo.updated"
 
 PROJECTED_TYPES: Final = frozenset(
     {
@@ -31,6 +37,12 @@ PROJECTED_TYPES: Final = frozenset(
         PART_UPDATED,
         PART_DELTA,
         PART_REMOVED,
+        PERMISSION_ASKED,
+        PERMISSION_REPLIED,
+        QUESTION_ASKED,
+        QUESTION_REPLIED,
+        QUESTION_REJECTED,
+        TODO_UPDATED,
     }
 )
 """Types that change the session/message/part projections; the rest are facts only."""

@@ -41,7 +41,7 @@ from roost.store.schema import metadata
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 """The newest migration; checked cheaply at start so Alembic is imported only when needed."""
 
 _MAX_GROUP = 256

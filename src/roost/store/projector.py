@@ -15,7 +15,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from roost.model import event as ev
 from roost.store.schema import event as event_table
-from roost.store.schema import message, part, session
+from roost.store.schema import message, part, request, session, todo
 
 
 def _upsert_statement(table: Any) -> Any:
@@ -27,7 +27,10 @@ def _upsert_statement(table: Any) -> Any:
 
 
 # Built once: constructing statements per event costs more than executing them.
-_UPSERT = {t.name: _upsert_statement(t) for t in (session, message, part)}
+_UPSERT = {t.name: _upsert_statement(t) for t in (session, message, part, request)}
+_UPSERT_TODO = sqlite_insert(todo).on_conflict_do_update(
+    index_elements=[todo.c.session_id], set_={"data": sqlite_insert(todo).excluded.data}
+)
 _PART_DATA = select(part.c.data).where(part.c.id == bindparam("pid"))
 _SET_PART_DATA = update(part).where(part.c.id == bindparam("pid")).values(data=bindparam("data"))
 
@@ -58,6 +61,8 @@ def apply(conn: Connection, type_: str, props: dict[str, Any]) -> None:
         session_id = props["sessionID"]
         conn.execute(delete(part).where(part.c.session_id == session_id))
         conn.execute(delete(message).where(message.c.session_id == session_id))
+        conn.execute(delete(request).where(request.c.session_id == session_id))
+        conn.execute(delete(todo).where(todo.c.session_id == session_id))
         conn.execute(delete(session).where(session.c.id == session_id))
     elif type_ == ev.MESSAGE_UPDATED:
         info = props["info"]
@@ -91,6 +96,44 @@ def apply(conn: Connection, type_: str, props: dict[str, Any]) -> None:
         _apply_delta(conn, props)
     elif type_ == ev.PART_REMOVED:
         conn.execute(delete(part).where(part.c.id == props["partID"]))
+    elif type_ in (ev.PERMISSION_ASKED, ev.QUESTION_ASKED):
+        _insert_request(conn, type_, props)
+    elif type_ == ev.PERMISSION_REPLIED:
+        _close_request(conn, props["requestID"], "replied", props["reply"])
+    elif type_ == ev.QUESTION_REPLIED:
+        _close_request(conn, props["requestID"], "replied", props["answers"])
+    elif type_ == ev.QUESTION_REJECTED:
+        _close_request(conn, props["requestID"], "rejected", None)
+    elif type_ == ev.TODO_UPDATED:
+        conn.execute(
+            _UPSERT_TODO,
+            {"session_id": props["sessionID"], "data": orjson.dumps(props["todos"]).decode()},
+        )
+
+
+def _insert_request(conn: Connection, type_: str, props: dict[str, Any]) -> None:
+    tool = props.get("tool") or {}
+    conn.execute(
+        _UPSERT["request"],
+        {
+            "id": props["id"],
+            "kind": "permission" if type_ == ev.PERMISSION_ASKED else "question",
+            "session_id": props["sessionID"],
+            "message_id": tool.get("messageID"),
+            "call_id": tool.get("callID"),
+            "status": "pending",
+            "data": orjson.dumps(props).decode(),
+            "reply": None,
+        },
+    )
+
+
+def _close_request(conn: Connection, request_id: str, status: str, reply: Any) -> None:
+    conn.execute(
+        update(request)
+        .where(request.c.id == request_id, request.c.status == "pending")
+        .values(status=status, reply=orjson.dumps(reply).decode() if reply is not None else None)
+    )
 
 
 def _apply_delta(conn: Connection, props: dict[str, Any]) -> None:
@@ -109,9 +152,8 @@ def rebuild_projections(conn: Connection, *, batch: int = 2000) -> int:
     Returns:
         The number of events folded.
     """
-    conn.execute(delete(part))
-    conn.execute(delete(message))
-    conn.execute(delete(session))
+    for table in (part, message, session, request, todo):
+        conn.execute(delete(table))
     folded = 0
     after = 0
     while True:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, and_, select
 
-from roost.store.schema import message, part, session
+from roost.store.schema import message, part, request, session, todo
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,3 +130,44 @@ def message_session(conn: Connection, message_id: str) -> str | None:
 def part_ids(conn: Connection, message_id: str) -> list[str]:
     """Ids of a message's parts."""
     return list(conn.execute(select(part.c.id).where(part.c.message_id == message_id)).scalars())
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRow:
+    """A permission or question request (``data`` is its wire JSON)."""
+
+    id: str
+    kind: str
+    session_id: str
+    message_id: str | None
+    status: str
+    data: str
+
+
+def pending_requests(
+    conn: Connection, kind: str | None = None, session_id: str | None = None
+) -> list[RequestRow]:
+    """Requests still waiting for a reply, oldest first (uses ``ix_request_status``)."""
+    stmt = select(request).where(request.c.status == "pending")
+    if kind is not None:
+        stmt = stmt.where(request.c.kind == kind)
+    if session_id is not None:
+        stmt = stmt.where(request.c.session_id == session_id)
+    return [
+        RequestRow(r.id, r.kind, r.session_id, r.message_id, r.status, r.data)
+        for r in conn.execute(stmt.order_by(request.c.id))
+    ]
+
+
+def get_request(conn: Connection, request_id: str) -> RequestRow | None:
+    """One request, or None."""
+    r = conn.execute(select(request).where(request.c.id == request_id)).first()
+    if r is None:
+        return None
+    return RequestRow(r.id, r.kind, r.session_id, r.message_id, r.status, r.data)
+
+
+def get_todos(conn: Connection, session_id: str) -> str:
+    """The session's todo list as JSON (``[]`` when it has none)."""
+    found = conn.execute(select(todo.c.data).where(todo.c.session_id == session_id)).scalar()
+    return found or "[]"

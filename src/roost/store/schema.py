@@ -5,6 +5,9 @@ folded from the log by ``projector.apply`` in the same transaction as the event,
 from it. Each projection row keeps its wire JSON (OpenCode's ``Session``, ``Message`` and ``Part``
 schemas) in ``data``, beside the columns that queries filter and sort on.
 
+``request`` (permission and question prompts waiting for the user) and ``todo`` (each session's
+todo list) are projections too.
+
 ``session_head`` (the per-session ``seq`` counter) and ``run`` (admitted prompts and the turns
 that answer them) are command-side state, not projections: the log does not carry them.
 
@@ -103,4 +106,32 @@ run = Table(
     UniqueConstraint("message_id", name="uq_run_message"),
     Index("ix_run_session_status", "session_id", "status"),
     Index("ix_run_status", "status"),
+)
+
+request = Table(
+    "request",
+    metadata,
+    Column("id", String, primary_key=True),
+    # ``per_…`` or ``que_…``
+    Column("kind", String, nullable=False),
+    # permission | question
+    Column("session_id", String, nullable=False),
+    Column("message_id", String, nullable=True),
+    Column("call_id", String, nullable=True),
+    Column("status", String, nullable=False),
+    # pending → replied | rejected
+    Column("data", Text, nullable=False),
+    # The wire ``PermissionRequest`` / ``QuestionRequest``.
+    Column("reply", Text, nullable=True),
+    # JSON: ``"once" | "always" | "reject"`` or the answers.
+    Index("ix_request_status", "status", "kind"),
+    Index("ix_request_session", "session_id"),
+)
+
+todo = Table(
+    "todo",
+    metadata,
+    Column("session_id", String, primary_key=True),
+    Column("data", Text, nullable=False),
+    # JSON array of ``Todo``.
 )

@@ -92,6 +92,10 @@ class ToolContext(Protocol):
         """Publish progress on the running part (``state.metadata``, e.g. streamed output)."""
         ...
 
+    async def update_todos(self, todos: list[dict[str, Any]]) -> None:
+        """Replace the session's todo list (stored; emits ``todo.updated``)."""
+        ...
+
     async def ask_question(self, questions: list[dict[str, Any]]) -> list[list[str]]:
         """Ask the user (``question.asked``) and wait: one list of chosen labels per question.
 
@@ -159,8 +163,7 @@ class Tool:
             return self.Params.model_validate(arguments)
         except ValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}"
-                for e in exc.errors()
+                f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in exc.errors()
             )
             raise ToolError(f"Invalid arguments for tool {self.name}: {problems}") from exc
 
