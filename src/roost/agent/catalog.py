@@ -125,19 +125,25 @@ _BUILTIN_AGENTS: Final = (
         prompt=prompts.BUILD,
     ),
     AgentConfig(
-        "plan", "primary", "Plans without changing files: edits are denied.", prompt=prompts.PLAN
+        "plan",
+        "primary",
+        "Plans without changing files: edits are denied.",
+        prompt=prompts.PLAN,
+        permission=_AGENT_RULES["plan"],
     ),
     AgentConfig(
         "general",
         "subagent",
         "A general-purpose sub-agent for multi-step tasks.",
         prompt=prompts.GENERAL,
+        permission=_AGENT_RULES["general"],
     ),
     AgentConfig(
         "explore",
         "subagent",
         "A fast sub-agent that searches and reads the codebase.",
         prompt=prompts.EXPLORE,
+        permission=_AGENT_RULES["explore"],
     ),
 )
 

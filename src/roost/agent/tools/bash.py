@@ -111,7 +111,11 @@ class BashTool(Tool):
         return ToolResult(
             output=output,
             title=command,
-            metadata={"output": _preview(output), "exit": outcome.exit_code, "truncated": truncated},
+            metadata={
+                "output": _preview(output),
+                "exit": outcome.exit_code,
+                "truncated": truncated,
+            },
         )
 
 
@@ -249,10 +253,10 @@ async def _terminate_group(pgid: int) -> None:
     """
     if not _signal_group(pgid, signal.SIGTERM):
         return
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + KILL_GRACE_S
     try:
-        while _group_exists(pgid) and loop.time() < deadline:
+        for _ in range(round(KILL_GRACE_S / _POLL_S)):
+            if not _group_exists(pgid):
+                return
             await asyncio.sleep(_POLL_S)
     finally:
         _signal_group(pgid, signal.SIGKILL)
