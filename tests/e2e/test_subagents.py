@@ -43,9 +43,14 @@ def test_task_runs_a_child_session_and_returns_its_final_text(
     assert msgs[-1]["parts"][-2]["text"] == "parent done"
 
 
-def test_a_failing_child_becomes_the_task_parts_error(server: RoostServer, llm: ScriptedLLM) -> None:
-    llm.enqueue(tool_turn("task", TASK), Turn([Fail(400, "child model broke")]),
-                text_turn("parent saw the failure"))
+def test_a_failing_child_becomes_the_task_parts_error(
+    server: RoostServer, llm: ScriptedLLM
+) -> None:
+    llm.enqueue(
+        tool_turn("task", TASK),
+        Turn([Fail(400, "child model broke")]),
+        text_turn("parent saw the failure"),
+    )
     sid = server.create_session()["id"]
     msgs = server.prompt(sid, "delegate")
     part = _task_part(msgs)
@@ -62,7 +67,9 @@ def test_unknown_subagent_is_an_error_the_model_sees(server: RoostServer, llm: S
     assert "wizard" in part["state"]["error"] and "general" in part["state"]["error"]
 
 
-def test_aborting_the_parent_aborts_the_running_child(server: RoostServer, llm: ScriptedLLM) -> None:
+def test_aborting_the_parent_aborts_the_running_child(
+    server: RoostServer, llm: ScriptedLLM
+) -> None:
     llm.enqueue(tool_turn("task", TASK), Turn([Hang()]))
     sid = server.create_session()["id"]
     assert server.post(f"/session/{sid}/prompt_async", json=prompt_body("go")).status_code == 204
@@ -81,11 +88,18 @@ def test_task_id_continues_an_earlier_child(server: RoostServer, llm: ScriptedLL
     llm.enqueue(tool_turn("task", TASK), text_turn("first child answer"), text_turn("p1"))
     sid = server.create_session()["id"]
     child_id = _task_part(server.prompt(sid, "one"))["state"]["metadata"]["sessionId"]
-    llm.enqueue(tool_turn("task", {**TASK, "task_id": child_id, "prompt": "more"}),
-                text_turn("second child answer"), text_turn("p2"))
+    llm.enqueue(
+        tool_turn("task", {**TASK, "task_id": child_id, "prompt": "more"}),
+        text_turn("second child answer"),
+        text_turn("p2"),
+    )
     part = [p for m in server.prompt(sid, "two") for p in m["parts"] if p["type"] == "tool"][-1]
     assert part["state"]["metadata"]["sessionId"] == child_id
     assert "second child answer" in part["state"]["output"]
     assert len(server.get(f"/session/{sid}/children").json()) == 1
     assert [m["info"]["role"] for m in server.messages(child_id)] == [
-        "user", "assistant", "user", "assistant"]
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+    ]

@@ -14,9 +14,18 @@ from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
-QUESTION = {"questions": [{"question": "Pick a colour", "header": "Colour",
-                           "options": [{"label": "Red", "description": "warm"},
-                                       {"label": "Blue", "description": "cool"}]}]}
+QUESTION = {
+    "questions": [
+        {
+            "question": "Pick a colour",
+            "header": "Colour",
+            "options": [
+                {"label": "Red", "description": "warm"},
+                {"label": "Blue", "description": "cool"},
+            ],
+        }
+    ]
+}
 
 
 def _tool_parts(msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -26,8 +35,9 @@ def _tool_parts(msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _ask(server: RoostServer, llm: ScriptedLLM) -> tuple[str, dict[str, Any]]:
     llm.enqueue(tool_turn("question", QUESTION))
     sid = server.create_session()["id"]
-    assert server.post(f"/session/{sid}/prompt_async",
-                       json=prompt_body("ask me")).status_code == 204
+    assert (
+        server.post(f"/session/{sid}/prompt_async", json=prompt_body("ask me")).status_code == 204
+    )
     pending = wait_for(lambda: server.get("/question").json(), what="a pending question")
     return sid, pending[0]
 
@@ -90,15 +100,19 @@ def test_deleting_the_session_cancels_its_pending_question(
     sid, request = _ask(server, llm)
     assert server.request("DELETE", f"/session/{sid}").json() is True
     assert server.get("/question").json() == []
-    assert server.post(f"/question/{request['id']}/reply",
-                       json={"answers": [["Red"]]}).status_code == 404
+    assert (
+        server.post(f"/question/{request['id']}/reply", json={"answers": [["Red"]]}).status_code
+        == 404
+    )
 
 
 def test_todowrite_stores_the_list_and_emits_todo_updated(
     server: RoostServer, llm: ScriptedLLM
 ) -> None:
-    todos = [{"content": "write tests", "status": "in_progress", "priority": "high"},
-             {"content": "ship", "status": "pending", "priority": "low"}]
+    todos = [
+        {"content": "write tests", "status": "in_progress", "priority": "high"},
+        {"content": "ship", "status": "pending", "priority": "low"},
+    ]
     llm.enqueue(tool_turn("todowrite", {"todos": todos}), text_turn("planned"))
     sid = server.create_session()["id"]
     server.prompt(sid, "plan it")
@@ -135,8 +149,10 @@ def asking_server(asking_project: Path, tmp_path: Path) -> Any:
 def _ask_permission(server: RoostServer, llm: ScriptedLLM) -> tuple[str, dict[str, Any]]:
     llm.enqueue(tool_turn("skill", {"name": "greet"}))
     sid = server.create_session()["id"]
-    assert server.post(f"/session/{sid}/prompt_async",
-                       json=prompt_body("use the skill")).status_code == 204
+    assert (
+        server.post(f"/session/{sid}/prompt_async", json=prompt_body("use the skill")).status_code
+        == 204
+    )
     pending = wait_for(lambda: server.get("/permission").json(), what="a pending permission")
     return sid, pending[0]
 
@@ -161,14 +177,15 @@ def test_rejected_permission_becomes_an_error_part_and_the_model_is_told_why(
 ) -> None:
     sid, request = _ask_permission(asking_server, llm)
     llm.enqueue(text_turn("ok, I won't"))
-    legacy = asking_server.post(f"/session/{sid}/permissions/{request['id']}",
-                                json={"response": "reject"})
+    legacy = asking_server.post(
+        f"/session/{sid}/permissions/{request['id']}", json={"response": "reject"}
+    )
     assert legacy.json() is True
     msgs = asking_server.wait_idle(sid)
     part = _tool_parts(msgs)[0]
     assert part["state"]["status"] == "error"
     assert "rejected" in part["state"]["error"]
-    told = [m for m in llm.requests[-1]["messages"] if m["role"] == "tool"][0]["content"]
+    told = next(m for m in llm.requests[-1]["messages"] if m["role"] == "tool")["content"]
     assert "rejected" in told
 
 

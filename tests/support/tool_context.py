@@ -33,9 +33,14 @@ class LocalToolContext:
     subtasks: list[dict[str, Any]] = field(default_factory=list)
     todos: list[dict[str, Any]] = field(default_factory=list)
 
-    async def ask_permission(self, permission: str, patterns: list[str], *,
-                             always: list[str] | None = None,
-                             metadata: dict[str, Any] | None = None) -> None:
+    async def ask_permission(
+        self,
+        permission: str,
+        patterns: list[str],
+        *,
+        always: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
         self.asked.append((permission, list(patterns), dict(metadata or {})))
         if self.rules.get(permission, "allow") == "deny":
             raise PermissionRejected(f"permission {permission} denied for {patterns}")
@@ -52,10 +57,12 @@ class LocalToolContext:
             raise ToolError("the user dismissed the question")
         return self.answers.pop(0)
 
-    async def run_subtask(self, *, agent: str, prompt: str, description: str,
-                          task_id: str | None) -> SubtaskResult:
-        self.subtasks.append({"agent": agent, "prompt": prompt, "description": description,
-                              "task_id": task_id})
+    async def run_subtask(
+        self, *, agent: str, prompt: str, description: str, task_id: str | None
+    ) -> SubtaskResult:
+        self.subtasks.append(
+            {"agent": agent, "prompt": prompt, "description": description, "task_id": task_id}
+        )
         result = self.subtask_results.pop(0)
         if isinstance(result, ToolError):
             raise result

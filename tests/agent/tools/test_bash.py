@@ -1,0 +1,266 @@
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from roost.agent.tools.base import MAX_OUTPUT_LINES, PermissionRejected, ToolError, ToolResult
+from roost.agent.tools.bash import BashTool, aborted_result
+from tests.support.tool_context import LocalToolContext
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@dataclass
+class RecordingContext(LocalToolContext):
+    """Also keeps every process group ever recorded and the ``always`` patterns asked for."""
+
+    recorded: list[int] = field(default_factory=list)
+    always: list[list[str] | None] = field(default_factory=list)
+
+    async def ask_permission(
+        self,
+        permission: str,
+        patterns: list[str],
+        *,
+        always: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.always.append(always)
+        await super().ask_permission(permission, patterns, always=always, metadata=metadata)
+
+    def record_process(self, pgid: int) -> None:
+        self.recorded.append(pgid)
+        super().record_process(pgid)
+
+
+@pytest.fixture
+def ctx(tmp_path: Path) -> RecordingContext:
+    project = tmp_path / "project"
+    project.mkdir()
+    outputs = tmp_path / "outputs"
+    outputs.mkdir()
+    return RecordingContext(directory=project, output_dir=outputs)
+
+
+async def run_bash(ctx: LocalToolContext, **arguments: Any) -> ToolResult:
+    tool = BashTool()
+    return await tool.run(tool.parse(arguments), ctx)
+
+
+def group_exists(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def wait_until_gone(
+    exists: Callable[[int], bool], ident: int, *, within_s: float = 3.0
+) -> None:
+    """Killed processes linger as zombies until init reaps them; give it a moment."""
+    async with asyncio.timeout(within_s):
+        while exists(ident):
+            await asyncio.sleep(0.05)
+
+
+async def wait_for_output(ctx: LocalToolContext, text: str, *, within_s: float = 5.0) -> None:
+    async with asyncio.timeout(within_s):
+        while not any(text in u["metadata"].get("output", "") for u in ctx.updates):
+            await asyncio.sleep(0.02)
+
+
+async def test_returns_combined_output_and_exit_code(ctx: RecordingContext) -> None:
+    command = "echo out; echo err >&2"
+    result = await run_bash(ctx, command=command, description="Print two lines")
+
+    assert result.output == "out\nerr\n"
+    assert result.title == command
+    assert result.metadata == {"output": "out\nerr\n", "exit": 0, "truncated": False}
+    assert ctx.asked == [("bash", [command], {"command": command})]
+    assert ctx.always == [["echo *"]]
+    assert ctx.processes == set()
+
+
+async def test_nonzero_exit_is_a_result_not_an_error(ctx: RecordingContext) -> None:
+    result = await run_bash(ctx, command="echo oops; exit 3")
+
+    assert result.output == "oops\n"
+    assert result.metadata["exit"] == 3
+
+
+async def test_silent_command_says_no_output(ctx: RecordingContext) -> None:
+    result = await run_bash(ctx, command="true")
+
+    assert result.output == "(no output)"
+    assert result.metadata["exit"] == 0
+
+
+async def test_shell_killed_by_a_signal_has_no_exit_code(ctx: RecordingContext) -> None:
+    result = await run_bash(ctx, command="kill -9 $$")
+
+    assert result.metadata["exit"] is None
+
+
+async def test_runs_in_the_session_directory(ctx: RecordingContext) -> None:
+    result = await run_bash(ctx, command="pwd -P")
+
+    assert Path(result.output.strip()) == ctx.directory.resolve()
+
+
+async def test_workdir_is_relative_to_the_session_directory(ctx: RecordingContext) -> None:
+    (ctx.directory / "sub").mkdir()
+    result = await run_bash(ctx, command="pwd -P", workdir="sub")
+
+    assert Path(result.output.strip()) == (ctx.directory / "sub").resolve()
+
+
+async def test_missing_workdir_is_an_error(ctx: RecordingContext) -> None:
+    with pytest.raises(ToolError, match="does not exist"):
+        await run_bash(ctx, command="true", workdir="nowhere")
+    assert ctx.recorded == []
+
+
+async def test_workdir_outside_the_project_needs_permission(
+    ctx: RecordingContext, tmp_path: Path
+) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    ctx.rules["external_directory"] = "deny"
+
+    with pytest.raises(PermissionRejected):
+        await run_bash(ctx, command="touch made-here", workdir=str(outside))
+
+    assert ctx.asked[0][0] == "external_directory"
+    assert not (outside / "made-here").exists()
+
+
+async def test_rejected_permission_runs_nothing(ctx: RecordingContext) -> None:
+    ctx.rules["bash"] = "deny"
+
+    with pytest.raises(PermissionRejected):
+        await run_bash(ctx, command="touch marker")
+
+    assert not (ctx.directory / "marker").exists()
+    assert ctx.recorded == []
+
+
+async def test_output_streams_before_the_command_ends(ctx: RecordingContext) -> None:
+    call = asyncio.create_task(run_bash(ctx, command="echo a; sleep 0.5; echo b"))
+
+    await wait_for_output(ctx, "a\n")
+    assert not call.done()
+    result = await call
+
+    assert result.output == "a\nb\n"
+    outputs = [u["metadata"]["output"] for u in ctx.updates]
+    assert outputs[0] == ""
+    assert "a\n" in outputs
+    assert ctx.updates[-1]["metadata"] == {"output": "a\nb\n"}
+
+
+async def test_timeout_kills_the_group_and_says_so(ctx: RecordingContext) -> None:
+    result = await run_bash(ctx, command="echo started; sleep 30", timeout=500)
+
+    assert result.output.startswith("started\n")
+    assert result.output.endswith(
+        "\n\n<shell_metadata>\n"
+        "bash tool terminated command after exceeding timeout 500 ms\n"
+        "</shell_metadata>"
+    )
+    assert result.metadata["exit"] is None
+    [pgid] = ctx.recorded
+    await wait_until_gone(group_exists, pgid)
+    assert ctx.processes == set()
+
+
+async def test_abort_kills_a_group_that_ignores_sigterm(ctx: RecordingContext) -> None:
+    call = asyncio.create_task(run_bash(ctx, command="trap '' TERM; echo ready; sleep 30"))
+    await wait_for_output(ctx, "ready")
+    [pgid] = ctx.recorded
+    assert ctx.processes == {pgid}
+
+    call.cancel()
+    async with asyncio.timeout(3):
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        await wait_until_gone(group_exists, pgid)
+    assert ctx.processes == set()
+
+
+async def test_background_job_holding_the_pipe_does_not_hang_the_call(
+    ctx: RecordingContext,
+) -> None:
+    # The call ends when the shell exits; jobs it left in its group are killed with it.
+    async with asyncio.timeout(10):
+        result = await run_bash(ctx, command="sleep 30 & echo $!")
+
+    background_pid = int(result.output.strip())
+    assert result.metadata["exit"] == 0
+    [pgid] = ctx.recorded
+    await wait_until_gone(process_exists, background_pid)
+    await wait_until_gone(group_exists, pgid)
+    assert ctx.processes == set()
+
+
+async def test_process_that_left_the_group_keeps_running_without_hanging_the_call(
+    ctx: RecordingContext,
+) -> None:
+    async with asyncio.timeout(10):
+        result = await run_bash(ctx, command="setsid sleep 30 & echo $!")
+
+    escaped_pid = int(result.output.strip())
+    try:
+        assert result.metadata["exit"] == 0
+        assert process_exists(escaped_pid)
+    finally:
+        os.kill(escaped_pid, signal.SIGKILL)
+
+
+async def test_huge_output_is_truncated_and_kept_in_full_on_disk(ctx: RecordingContext) -> None:
+    result = await run_bash(ctx, command="seq 1 100000")
+
+    full = "".join(f"{n}\n" for n in range(1, 100001))
+    saved = ctx.output_dir / f"{ctx.call_id}.txt"
+    assert saved.read_text() == full
+    assert result.metadata["truncated"] is True
+    assert str(saved) in result.output
+    assert result.output.startswith("1\n2\n3\n")
+    assert len(result.output.splitlines()) <= MAX_OUTPUT_LINES + 3
+    assert len(result.metadata["output"]) <= 30_010
+    assert len(ctx.updates[-1]["metadata"]["output"]) <= 30_010
+
+
+def test_non_positive_timeout_is_refused() -> None:
+    with pytest.raises(ToolError, match="timeout"):
+        BashTool().parse({"command": "true", "timeout": 0})
+
+
+def test_aborted_result_matches_opencode() -> None:
+    result = aborted_result("sleep 600", "")
+
+    assert result.output == (
+        "(no output)\n\n<shell_metadata>\nUser aborted the command\n</shell_metadata>"
+    )
+    assert result.metadata == {"output": result.output, "exit": None, "truncated": False}
+    assert result.title == "sleep 600"
