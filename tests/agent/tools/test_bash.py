@@ -80,13 +80,17 @@ async def wait_until_gone(
 ) -> None:
     """Killed processes linger as zombies until init reaps them; give it a moment."""
     async with asyncio.timeout(within_s):
-        while exists(ident):
+        while True:
+            if not exists(ident):
+                return
             await asyncio.sleep(0.05)
 
 
 async def wait_for_output(ctx: LocalToolContext, text: str, *, within_s: float = 5.0) -> None:
     async with asyncio.timeout(within_s):
-        while not any(text in u["metadata"].get("output", "") for u in ctx.updates):
+        while True:
+            if any(text in u["metadata"].get("output", "") for u in ctx.updates):
+                return
             await asyncio.sleep(0.02)
 
 

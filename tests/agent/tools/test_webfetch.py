@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -39,7 +40,9 @@ class Site:
         return f"{self.base_url}{path}"
 
 
-def make_handler(site_requests: list[str], release_slow: threading.Event) -> type:
+def make_handler(
+    site_requests: list[str], release_slow: threading.Event
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             site_requests.append(self.path)
@@ -64,7 +67,7 @@ def make_handler(site_requests: list[str], release_slow: threading.Event) -> typ
                 self.end_headers()  # HTTP/1.0 without a length: the body ends when we close
                 chunk = b"x" * 65536
                 for _ in range(MAX_RESPONSE_BYTES // len(chunk) + 2):
-                    self.wfile.write(chunk)
+                    self.write(chunk)
             elif self.path == "/slow":
                 release_slow.wait(10)
                 self.reply(200, "text/plain", b"late\n")
@@ -76,10 +79,12 @@ def make_handler(site_requests: list[str], release_slow: threading.Event) -> typ
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            try:
-                self.wfile.write(body)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client stopped reading (size cap or timeout): expected in tests
+            self.write(body)
+
+        def write(self, data: bytes) -> None:
+            # The client may stop reading (size cap, timeout): expected in these tests.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.wfile.write(data)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
@@ -98,7 +103,7 @@ def site() -> Iterator[Site]:
     release = threading.Event()
     server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(requests, release))
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     host, port = server.server_address[:2]
     try:

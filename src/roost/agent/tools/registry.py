@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from roost.agent.tools.base import Tool
+from roost.agent.tools.bash import BashTool
 from roost.agent.tools.question import QuestionTool
 from roost.agent.tools.skill import SkillTool
 from roost.agent.tools.task import TaskTool
 from roost.agent.tools.todowrite import TodoWriteTool
+from roost.agent.tools.webfetch import WebFetchTool
 
 
 def builtin_tools(config_dir: Path) -> dict[str, Tool]:
@@ -18,9 +20,11 @@ def builtin_tools(config_dir: Path) -> dict[str, Tool]:
         config_dir: The global OpenCode config folder (skills live below it).
     """
     tools: list[Tool] = [
+        BashTool(),
         TodoWriteTool(),
         QuestionTool(),
         TaskTool(),
         SkillTool(config_dir),
+        WebFetchTool(),
     ]
     return {t.name: t for t in tools}
