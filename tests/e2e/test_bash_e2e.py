@@ -1,0 +1,115 @@
+"""``bash`` through a real server: streamed output, abort that kills the whole process group."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from tests.support.scripted_llm import ScriptedLLM, text_turn, tool_turn
+from tests.support.server import RoostServer, prompt_body
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+def _tool_part(server: RoostServer, sid: str) -> dict[str, Any] | None:
+    parts = [p for m in server.messages(sid) for p in m["parts"] if p["type"] == "tool"]
+    return parts[-1] if parts else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_bash_runs_in_the_project_and_its_output_is_stored(
+    server: RoostServer, llm: ScriptedLLM
+) -> None:
+    llm.enqueue(tool_turn("bash", {"command": "pwd; echo hello-from-bash"}), text_turn("ran"))
+    sid = server.create_session()["id"]
+    server.prompt(sid, "run it")
+    part = _tool_part(server, sid)
+    assert part is not None and part["state"]["status"] == "completed"
+    assert part["state"]["output"] == f"{server.directory}\nhello-from-bash\n"
+    assert part["state"]["metadata"]["exit"] == 0
+    assert part["state"]["title"] == "pwd; echo hello-from-bash"
+    assert (
+        "time" in part["state"] and part["state"]["time"]["end"] >= part["state"]["time"]["start"]
+    )
+
+
+def test_running_bash_streams_output_into_the_part(server: RoostServer, llm: ScriptedLLM) -> None:
+    llm.enqueue(
+        tool_turn("bash", {"command": "echo first; sleep 3; echo second"}), text_turn("done")
+    )
+    sid = server.create_session()["id"]
+    assert server.post(f"/session/{sid}/prompt_async", json=prompt_body("go")).status_code == 204
+
+    def streamed() -> dict[str, Any] | None:
+        part = _tool_part(server, sid)
+        if part and part["state"]["status"] == "running":
+            if "first" in (part["state"].get("metadata") or {}).get("output", ""):
+                return part
+        return None
+
+    part = wait_for(streamed, what="streamed output while running")
+    assert "second" not in part["state"]["metadata"]["output"]
+    server.wait_idle(sid)
+
+
+def test_abort_kills_a_command_that_ignores_sigterm(
+    server: RoostServer, llm: ScriptedLLM, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "pids"
+    command = f"trap '' TERM; sleep 60 & echo $$ $! > {pid_file}; wait"
+    llm.enqueue(tool_turn("bash", {"command": command}))
+    sid = server.create_session()["id"]
+    assert server.post(f"/session/{sid}/prompt_async", json=prompt_body("hang")).status_code == 204
+    pids = wait_for(lambda: pid_file.exists() and pid_file.read_text().split(), what="pids")
+    shell, sleeper = (int(p) for p in pids)
+    assert _alive(shell) and _alive(sleeper)
+    started = time.monotonic()
+    assert server.post(f"/session/{sid}/abort").json() is True
+    msgs = server.wait_idle(sid)
+    wait_for(
+        lambda: not _alive(shell) and not _alive(sleeper),
+        timeout_s=5,
+        what="the process group gone",
+    )
+    assert time.monotonic() - started < 5
+    part = _tool_part(server, sid)
+    assert part is not None and part["state"]["status"] == "error"
+    assert part["state"]["error"] == "aborted"
+    assert msgs[-1]["info"]["error"]["name"] == "MessageAbortedError"
+    assert server.get("/session/status").json() == {}
+
+
+def test_aborting_a_parent_kills_the_bash_of_its_child(
+    server: RoostServer, llm: ScriptedLLM, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "child-pids"
+    command = f"sleep 60 & echo $! > {pid_file}; wait"
+    llm.enqueue(
+        tool_turn("task", {"description": "sleepy", "prompt": "sleep", "subagent_type": "general"}),
+        tool_turn("bash", {"command": command}),
+    )
+    sid = server.create_session()["id"]
+    assert server.post(f"/session/{sid}/prompt_async", json=prompt_body("go")).status_code == 204
+    sleeper = int(
+        wait_for(
+            lambda: pid_file.exists() and pid_file.read_text().strip(), what="the child's sleep"
+        )
+    )
+    assert _alive(sleeper)
+    assert server.post(f"/session/{sid}/abort").json() is True
+    server.wait_idle(sid)
+    wait_for(lambda: not _alive(sleeper), timeout_s=5, what="the child's sleep killed")
+    child = server.get(f"/session/{sid}/children").json()[0]["id"]
+    child_part = _tool_part(server, child)
+    assert child_part is not None and child_part["state"]["status"] == "error"
