@@ -17,8 +17,15 @@ pytestmark = pytest.mark.e2e
 
 def _roost(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "XDG_CONFIG_HOME": str(cwd / ".xdg-config")}
-    return subprocess.run([sys.executable, "-m", "roost", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "roost", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_run_attached_prints_the_streamed_answer(server: RoostServer, llm: ScriptedLLM) -> None:
@@ -29,8 +36,9 @@ def test_run_attached_prints_the_streamed_answer(server: RoostServer, llm: Scrip
     assert llm.requests[-1]["messages"][-1]["content"] == "what is the answer?"
 
 
-def test_run_without_attach_starts_its_own_server(project: Path, llm: ScriptedLLM,
-                                                   tmp_path: Path) -> None:
+def test_run_without_attach_starts_its_own_server(
+    project: Path, llm: ScriptedLLM, tmp_path: Path
+) -> None:
     llm.enqueue(text_turn("started and answered"))
     done = _roost("run", "--db", str(tmp_path / "own.db"), "hello", cwd=project)
     assert done.returncode == 0, done.stderr

@@ -53,9 +53,9 @@ def test_running_bash_streams_output_into_the_part(server: RoostServer, llm: Scr
 
     def streamed() -> dict[str, Any] | None:
         part = _tool_part(server, sid)
-        if part and part["state"]["status"] == "running":
-            if "first" in (part["state"].get("metadata") or {}).get("output", ""):
-                return part
+        running = part is not None and part["state"]["status"] == "running"
+        if running and "first" in (part["state"].get("metadata") or {}).get("output", ""):
+            return part
         return None
 
     part = wait_for(streamed, what="streamed output while running")

@@ -34,11 +34,18 @@ async def _seqs(db: Database) -> dict[str, list[int]]:
     return out
 
 
-@settings(max_examples=15, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(plan=st.lists(st.tuples(st.sampled_from(["ses_a", "ses_b", "ses_c"]),
-                               st.integers(min_value=1, max_value=4)),
-                     min_size=1, max_size=40))
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    plan=st.lists(
+        st.tuples(
+            st.sampled_from(["ses_a", "ses_b", "ses_c"]), st.integers(min_value=1, max_value=4)
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
 async def test_seq_is_gapless_per_session_under_concurrent_writers(
     tmp_path: Path, plan: list[tuple[str, int]]
 ) -> None:
@@ -84,10 +91,12 @@ async def test_unique_session_seq_is_enforced_by_the_schema(db: Database) -> Non
     await db.write(lambda tx: _status(tx, "ses_a"))
 
     def duplicate(tx: Tx) -> None:
-        tx.conn.execute(text(
-            "INSERT INTO event (session_id, seq, type, data, time_ms) "
-            "VALUES ('ses_a', 1, 'x', '{}', 0)"
-        ))
+        tx.conn.execute(
+            text(
+                "INSERT INTO event (session_id, seq, type, data, time_ms) "
+                "VALUES ('ses_a', 1, 'x', '{}', 0)"
+            )
+        )
 
     with pytest.raises(Exception, match="UNIQUE"):
         await db.write(duplicate)
@@ -115,8 +124,11 @@ async def test_writes_wait_for_another_writer_instead_of_failing_locked(
         released.set()
 
     threading.Thread(target=release_later).start()
-    await db.write(lambda tx: tx.append(
-        "ses_a", "session.created", {"sessionID": "ses_a", "info": session_info("ses_a")}))
+    await db.write(
+        lambda tx: tx.append(
+            "ses_a", "session.created", {"sessionID": "ses_a", "info": session_info("ses_a")}
+        )
+    )
     assert released.is_set()
     holder.close()
     assert (await _seqs(db)) == {"ses_a": [1]}

@@ -15,9 +15,9 @@ from roost.store.schema import metadata
 def _schema(path: Path) -> set[tuple[str, str, str]]:
     engine = create_engine(sqlite_url(path))
     with engine.connect() as conn:
-        rows = conn.execute(text(
-            "SELECT type, name, tbl_name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
-        )).all()
+        rows = conn.execute(
+            text("SELECT type, name, tbl_name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")
+        ).all()
     engine.dispose()
     return {tuple(r) for r in rows}  # type: ignore[misc]
 

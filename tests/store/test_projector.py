@@ -15,7 +15,8 @@ from roost.model import event as ev
 from roost.store.database import Database
 from roost.store.event_log import Tx
 from roost.store.projector import rebuild_projections
-from tests.store.builders import session_info, text as text_part, user_info
+from tests.store.builders import session_info, user_info
+from tests.store.builders import text as text_part
 
 pytestmark = pytest.mark.anyio
 
@@ -26,9 +27,21 @@ PARTS = ["prt_1", "prt_2", "prt_3", "prt_4"]
 Op = tuple[str, str, str, str, str]
 ops = st.lists(
     st.tuples(
-        st.sampled_from(["session", "session_update", "session_delete", "message",
-                         "message_remove", "part", "delta", "part_remove"]),
-        st.sampled_from(SESSIONS), st.sampled_from(MESSAGES), st.sampled_from(PARTS),
+        st.sampled_from(
+            [
+                "session",
+                "session_update",
+                "session_delete",
+                "message",
+                "message_remove",
+                "part",
+                "delta",
+                "part_remove",
+            ]
+        ),
+        st.sampled_from(SESSIONS),
+        st.sampled_from(MESSAGES),
+        st.sampled_from(PARTS),
         st.text(alphabet="abc xyz", max_size=6),
     ),
     max_size=60,
@@ -54,8 +67,13 @@ def _events(op: Op) -> list[tuple[str, str, dict[str, Any]]]:
     if kind == "part":
         return [(sid, ev.PART_UPDATED, {"sessionID": sid, "part": text_part(pid, sid, mid, body)})]
     if kind == "delta":
-        return [(sid, ev.PART_DELTA, {"sessionID": sid, "messageID": mid, "partID": pid,
-                                      "field": "text", "delta": body})]
+        return [
+            (
+                sid,
+                ev.PART_DELTA,
+                {"sessionID": sid, "messageID": mid, "partID": pid, "field": "text", "delta": body},
+            )
+        ]
     return [(sid, ev.PART_REMOVED, {"sessionID": sid, "messageID": mid, "partID": pid})]
 
 
@@ -66,8 +84,9 @@ def _snapshot(conn: Connection) -> dict[str, list[tuple[Any, ...]]]:
     }
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(plan=ops)
 async def test_rebuilding_projections_from_the_log_equals_the_live_projections(
     tmp_path: Path, plan: list[Op]
@@ -94,15 +113,29 @@ async def test_rebuilding_projections_from_the_log_equals_the_live_projections(
 
 async def test_deltas_append_to_the_part_text(db: Database) -> None:
     def write(tx: Tx) -> None:
-        tx.append("ses_1", ev.SESSION_CREATED, {"sessionID": "ses_1", "info": session_info("ses_1")})
-        tx.append("ses_1", ev.MESSAGE_UPDATED, {"sessionID": "ses_1",
-                                                "info": user_info("msg_1", "ses_1")})
-        tx.append("ses_1", ev.PART_UPDATED, {"sessionID": "ses_1",
-                                             "part": text_part("prt_1", "ses_1", "msg_1")})
+        tx.append(
+            "ses_1", ev.SESSION_CREATED, {"sessionID": "ses_1", "info": session_info("ses_1")}
+        )
+        tx.append(
+            "ses_1", ev.MESSAGE_UPDATED, {"sessionID": "ses_1", "info": user_info("msg_1", "ses_1")}
+        )
+        tx.append(
+            "ses_1",
+            ev.PART_UPDATED,
+            {"sessionID": "ses_1", "part": text_part("prt_1", "ses_1", "msg_1")},
+        )
         for piece in ("Hel", "lo"):
-            tx.append("ses_1", ev.PART_DELTA, {"sessionID": "ses_1", "messageID": "msg_1",
-                                               "partID": "prt_1", "field": "text",
-                                               "delta": piece})
+            tx.append(
+                "ses_1",
+                ev.PART_DELTA,
+                {
+                    "sessionID": "ses_1",
+                    "messageID": "msg_1",
+                    "partID": "prt_1",
+                    "field": "text",
+                    "delta": piece,
+                },
+            )
 
     await db.write(write)
     data = await db.read(lambda c: c.execute(text("SELECT data FROM part")).scalar_one())

@@ -5,11 +5,17 @@ from roost.errors import UnknownAgent, UnknownModel
 
 CONFIG = {
     "model": "mock/mock-model",
-    "provider": {"mock": {"npm": "@ai-sdk/openai-compatible",
-                          "options": {"baseURL": "http://127.0.0.1:1/v1", "apiKey": "k"},
-                          "models": {"mock-model": {}, "mock-small": {}}}},
-    "agent": {"reviewer": {"mode": "subagent", "description": "Reviews",
-                           "model": "mock/mock-small"}, "plan": {"temperature": 0.1}},
+    "provider": {
+        "mock": {
+            "npm": "@ai-sdk/openai-compatible",
+            "options": {"baseURL": "http://127.0.0.1:1/v1", "apiKey": "k"},
+            "models": {"mock-model": {}, "mock-small": {}},
+        }
+    },
+    "agent": {
+        "reviewer": {"mode": "subagent", "description": "Reviews", "model": "mock/mock-small"},
+        "plan": {"temperature": 0.1},
+    },
 }
 
 

@@ -18,11 +18,17 @@ def test_every_roost_error_has_an_explicit_status() -> None:
 def test_statuses_and_bodies_follow_opencode() -> None:
     nf = errors.SessionNotFound("ses_x")
     assert status_for(nf) == 404
-    assert body_for(nf) == {"name": "NotFoundError", "data": {"message": "Session not found: ses_x"}}
+    assert body_for(nf) == {
+        "name": "NotFoundError",
+        "data": {"message": "Session not found: ses_x"},
+    }
     busy = errors.SessionBusy("ses_x")
     assert status_for(busy) == 409
-    assert body_for(busy) == {"_tag": "SessionBusyError", "sessionID": "ses_x",
-                              "message": "Session is busy: ses_x"}
+    assert body_for(busy) == {
+        "_tag": "SessionBusyError",
+        "sessionID": "ses_x",
+        "message": "Session is busy: ses_x",
+    }
     bad = errors.UnknownAgent("nope", ["build"])
     assert status_for(bad) == 400
     assert body_for(bad)["name"] == "BadRequest"

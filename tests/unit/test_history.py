@@ -1,7 +1,8 @@
+import orjson
+
 from roost.agent.history import to_chat_messages
 from roost.engine.runs import _conversation_until
 from roost.store.queries import MessageRow
-import orjson
 
 
 def _row(mid: str, role: str, text: str, parent: str | None = None) -> MessageRow:
@@ -22,5 +23,8 @@ def test_a_run_sees_earlier_turns_in_order_and_not_prompts_queued_after_it() -> 
     convo = _conversation_until(rows, "msg_2")
     chat = to_chat_messages("sys", convo)
     assert [(m["role"], m["content"]) for m in chat] == [
-        ("system", "sys"), ("user", "first"), ("assistant", "answer one"), ("user", "second"),
+        ("system", "sys"),
+        ("user", "first"),
+        ("assistant", "answer one"),
+        ("user", "second"),
     ]
