@@ -1,16 +1,30 @@
-"""SIGKILL right after a 2xx: what was admitted is on disk, and nothing stays busy."""
+"""SIGKILL a real server, restart it on the same database: nothing admitted is lost, every
+orphaned run is recovered, and nothing stays busy."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
-from tests.support.scripted_llm import Delay, ScriptedLLM, Text, Turn, text_turn
+from tests.support.scripted_llm import Delay, ScriptedLLM, Text, Turn, text_turn, tool_turn
 from tests.support.server import RoostServer, prompt_body
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.crash
+
+
+def _replies(server: RoostServer, sid: str) -> list[dict[str, Any]]:
+    return [m for m in server.messages(sid) if m["info"]["role"] == "assistant"]
+
+
+def _settled(server: RoostServer, sid: str, count: int) -> list[dict[str, Any]] | None:
+    replies = _replies(server, sid)
+    if len(replies) < count or sid in server.get("/session/status").json():
+        return None
+    return replies if all("completed" in r["info"]["time"] for r in replies) else None
 
 
 def test_prompt_async_is_durable_before_204(server: RoostServer, llm: ScriptedLLM) -> None:
@@ -27,23 +41,22 @@ def test_prompt_async_is_durable_before_204(server: RoostServer, llm: ScriptedLL
     assert msgs[0]["parts"][0]["text"] == "remember me"
 
 
-def test_a_turn_cut_by_sigkill_ends_in_a_visible_error_after_restart(
+def test_a_turn_cut_by_sigkill_is_marked_interrupted_and_resumed(
     server: RoostServer, llm: ScriptedLLM
 ) -> None:
     llm.enqueue(Turn([Text("partial "), Delay(30)]))
-    session = server.create_session()
-    assert (
-        server.post(f"/session/{session['id']}/prompt_async", json=prompt_body("go")).status_code
-        == 204
-    )
+    sid = server.create_session()["id"]
+    assert server.post(f"/session/{sid}/prompt_async", json=prompt_body("go")).status_code == 204
     llm.wait_for_requests(1)
     server.kill()
+    llm.enqueue(text_turn("resumed answer"))
     server.start()
-    msgs = server.wait_idle(session["id"])
-    assistant = msgs[-1]["info"]
-    assert assistant["role"] == "assistant"
-    assert "interrupted" in assistant["error"]["data"]["message"]
-    assert "completed" in assistant["time"]
+    replies = wait_for(lambda: _settled(server, sid, 2), what="recovery and resumption")
+    interrupted, resumed = replies
+    assert interrupted["info"]["error"]["data"]["message"] == "interrupted: server restarted"
+    assert "completed" in interrupted["info"]["time"]
+    assert [p["text"] for p in resumed["parts"] if p["type"] == "text"] == ["resumed answer"]
+    assert resumed["info"]["parentID"] == interrupted["info"]["parentID"]
     assert server.get("/session/status").json() == {}
 
 
@@ -58,15 +71,67 @@ def test_prompts_queued_behind_a_killed_turn_still_run_after_restart(
     second = server.post(f"/session/{sid}/prompt_async", json=prompt_body("second"))
     assert second.status_code == 204
     server.kill()
-    llm.enqueue(text_turn("answer to second"))
+    llm.enqueue(text_turn("answer to first"), text_turn("answer to second"))
     server.start()
-
-    def answered() -> list[dict[str, Any]] | None:
-        replies = [m for m in server.messages(sid) if m["info"]["role"] == "assistant"]
-        done = len(replies) == 2 and "completed" in replies[1]["info"]["time"]
-        return replies if done else None
-
-    replies = wait_for(answered, what="the queued prompt answered")
+    replies = wait_for(lambda: _settled(server, sid, 3), what="both prompts answered")
+    texts = [[p["text"] for p in r["parts"] if p["type"] == "text"] for r in replies]
     assert "error" in replies[0]["info"]
-    assert [p["text"] for p in replies[1]["parts"] if p["type"] == "text"] == ["answer to second"]
+    assert texts[1:] == [["answer to first"], ["answer to second"]]
+    assert llm.requests[-1]["messages"][-1]["content"] == "second"
+
+
+def test_kill_during_bash_sleep_leaves_no_process_and_a_usable_session(
+    server: RoostServer, llm: ScriptedLLM, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "sleep.pid"
+    llm.enqueue(tool_turn("bash", {"command": f"sleep 60 & echo $! > {pid_file}; wait"}))
+    sid = server.create_session()["id"]
+    assert server.post(f"/session/{sid}/prompt_async", json=prompt_body("sleep")).status_code == 204
+    sleeper = int(
+        wait_for(
+            lambda: pid_file.exists() and pid_file.read_text().strip(), what="the sleep started"
+        )
+    )
+    server.kill()
+    assert psutil.pid_exists(sleeper)  # SIGKILL of the server does not reach the tool
+    llm.enqueue(text_turn("after the crash"))
+    server.start()
+    replies = wait_for(lambda: _settled(server, sid, 2), what="recovered")
+
+    def gone() -> bool:
+        try:
+            return psutil.Process(sleeper).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    wait_for(gone, timeout_s=5, what="the orphaned sleep killed")
+    tool = next(p for p in replies[0]["parts"] if p["type"] == "tool")
+    assert tool["state"]["status"] == "error"
+    assert tool["state"]["error"] == "interrupted: server restarted"
+    tool_results = [m for m in llm.requests[-1]["messages"] if m["role"] == "tool"]
+    assert tool_results and tool_results[0]["content"].startswith("Error:")
+    llm.enqueue(text_turn("still usable"))
+    msgs = server.prompt(sid, "are you there?")
+    assert [p["text"] for p in msgs[-1]["parts"] if p["type"] == "text"] == ["still usable"]
+
+
+def test_a_run_recovered_too_often_ends_in_a_visible_error(
+    server: RoostServer, llm: ScriptedLLM
+) -> None:
+    sid = server.create_session()["id"]
+    llm.enqueue(Turn([Delay(30)]))
+    assert (
+        server.post(f"/session/{sid}/prompt_async", json=prompt_body("crashy")).status_code == 204
+    )
+    for crashes in range(1, 5):
+        llm.wait_for_requests(crashes)
+        server.kill()
+        llm.enqueue(Turn([Delay(30)]))
+        server.start()
+        if crashes == 4:
+            break
+    replies = wait_for(lambda: _settled(server, sid, 4), what="the run given up")
+    errors = [r["info"]["error"]["data"]["message"] for r in replies]
+    assert all(e == "interrupted: server restarted" for e in errors)
+    assert len(llm.requests) == 4  # 1 original + 3 resumptions, none after the 4th crash
     assert server.get("/session/status").json() == {}

@@ -68,8 +68,8 @@ class LocalToolContext:
             raise result
         return result
 
-    def record_process(self, pgid: int) -> None:
+    async def record_process(self, pgid: int) -> None:
         self.processes.add(pgid)
 
-    def forget_process(self, pgid: int) -> None:
+    async def forget_process(self, pgid: int) -> None:
         self.processes.discard(pgid)

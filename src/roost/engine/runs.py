@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,9 @@ from roost.agent.providers.base import ModelRequest
 from roost.agent.providers.registry import ProviderRegistry
 from roost.agent.tools.base import SubtaskResult, Tool
 from roost.engine import permissions
+from roost.engine.heartbeat import Heartbeat
+from roost.engine.owner import this_owner
+from roost.engine.recovery import recover_orphaned_runs
 from roost.engine.requests import RequestBroker
 from roost.engine.tool_context import EngineToolContext, RunScope, WaitPolicy
 from roost.engine.turn import TurnWriter
@@ -33,7 +35,7 @@ from roost.errors import ProviderError, RoostError
 from roost.ids import new_message_id
 from roost.model import event as ev
 from roost.model import message as msg
-from roost.store import queries, runs
+from roost.store import leases, processes, queries, runs
 from roost.store.database import Database
 from roost.store.event_log import Tx, now_ms
 
@@ -46,7 +48,7 @@ class _Active:
     task: asyncio.Task[None]
     status: dict[str, Any]
     stop_reason: str | None = None
-    """Why the turn is being cancelled: ``abort`` or ``shutdown``."""
+    """Why the turn is being cancelled: ``abort``, ``shutdown`` or ``lease_lost``."""
 
 
 class RunManager:
@@ -65,6 +67,8 @@ class RunManager:
         output_dir: Path | None = None,
         waits: WaitPolicy | None = None,
         instructions: list[str] | None = None,
+        lease_ttl_ms: int = 15_000,
+        max_recoveries: int = 3,
     ) -> None:
         self._db = db
         self._catalog = catalog
@@ -84,17 +88,71 @@ class RunManager:
         self._active: dict[str, _Active] = {}
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._stopping = False
-        self.on_status: Callable[[str, dict[str, Any]], None] = lambda sid, status: None
+        self.owner = this_owner()
+        self.lease_ttl_ms = lease_ttl_ms
+        self.max_recoveries = max_recoveries
+        self._heartbeat: Heartbeat | None = None
+        self._recovery_task: asyncio.Task[None] | None = None
 
     # -- queries ---------------------------------------------------------------------
 
-    def statuses(self) -> dict[str, dict[str, Any]]:
-        """Live status of every busy session (``SessionStatus``); idle sessions are absent."""
-        return {sid: dict(a.status) for sid, a in self._active.items()}
+    async def statuses(self) -> dict[str, dict[str, Any]]:
+        """Status of every busy session, derived from live leases; idle ones are absent.
 
-    def is_busy(self, session_id: str) -> bool:
-        """Whether a turn of the session is executing now."""
-        return session_id in self._active
+        Each status is OpenCode's ``SessionStatus`` (``busy`` or ``retry``) with Roost's extra
+        ``reason``: ``running``, ``permission``, ``question`` or ``retry``.
+        """
+        live = await self._db.read(lambda c: leases.live(c))
+        return {lease.session_id: lease.status for lease in live}
+
+    async def is_busy(self, session_id: str) -> bool:
+        """Whether the session holds a live lease (a turn is executing somewhere)."""
+        lease = await self._db.read(lambda c: leases.get(c, session_id))
+        return lease is not None and lease.is_live(now_ms())
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> list[str]:
+        """Recover orphaned runs, start the heartbeat and the periodic recovery.
+
+        Returns:
+            Sessions that have queued runs (the caller kicks them once it is ready).
+        """
+        await self.recover(startup=True)
+        self._heartbeat = Heartbeat(
+            self._db, self.owner, self.lease_ttl_ms, self._on_lease_lost, asyncio.get_running_loop()
+        )
+        self._heartbeat.start()
+        self._recovery_task = asyncio.create_task(self._recover_periodically(), name="recovery")
+        queued = await self._db.read(lambda c: runs.open_runs(c))
+        return list(dict.fromkeys(r.session_id for r in queued if r.status == runs.QUEUED))
+
+    async def recover(self, *, startup: bool = False) -> int:
+        """Recover orphaned runs now and kick their sessions; returns how many."""
+        done = await recover_orphaned_runs(
+            self._db,
+            owner=self.owner,
+            ttl_ms=self.lease_ttl_ms,
+            max_recoveries=self.max_recoveries,
+            startup=startup,
+        )
+        for item in done:
+            self.kick(item.session_id)
+        return len(done)
+
+    async def _recover_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease_ttl_ms / 2000)
+            try:
+                await self.recover()
+            except Exception:
+                log.exception("periodic recovery failed; retrying")
+
+    def _on_lease_lost(self, session_id: str) -> None:
+        active = self._active.get(session_id)
+        if active is not None:
+            active.stop_reason = "lease_lost"
+            active.task.cancel()
 
     # -- commands --------------------------------------------------------------------
 
@@ -147,12 +205,17 @@ class RunManager:
     async def stop(self) -> None:
         """Interrupt every executing turn (stored as interrupted) and end all workers."""
         self._stopping = True
+        if self._recovery_task is not None:
+            self._recovery_task.cancel()
+            await asyncio.wait({self._recovery_task})
         for active in list(self._active.values()):
             active.stop_reason = "shutdown"
             active.task.cancel()
         tasks = [a.task for a in self._active.values()] + list(self._workers.values())
         if tasks:
             await asyncio.wait(tasks)
+        if self._heartbeat is not None:
+            await asyncio.to_thread(self._heartbeat.stop)
 
     # -- internals -------------------------------------------------------------------
 
@@ -179,18 +242,21 @@ class RunManager:
                 finally:
                     self._active.pop(session_id, None)
                     self._resolve_waiters(run.id)
-                if task.cancelled() or task.exception() is not None:
-                    exc = None if task.cancelled() else task.exception()
-                    log.error("turn %s ended without an outcome: %r", run.id, exc)
+                if task.cancelled():
+                    continue  # aborted: queued prompts run next (stop/hold end the loop)
+                if task.exception() is not None:
+                    log.error("turn %s ended without an outcome: %r", run.id, task.exception())
                     return
         finally:
             if self._workers.get(session_id) is asyncio.current_task():
                 del self._workers[session_id]
 
-    def _set_status(self, session_id: str, status: dict[str, Any]) -> None:
-        active = self._active.get(session_id)
+    async def _set_status(self, writer: TurnWriter, status: dict[str, Any]) -> None:
+        """Show a new busy status: stored on the lease and emitted as ``session.status``."""
+        active = self._active.get(writer.session_id)
         if active is not None:
             active.status = dict(status)
+        await writer.set_status(status)
 
     async def _execute(self, run: runs.RunRow) -> None:
         sid = run.session_id
@@ -207,18 +273,34 @@ class RunManager:
             directory=self._directory,
         )
 
-        def begin(tx: Tx) -> None:
+        def begin(tx: Tx) -> int:
+            lease = leases.acquire(tx.conn, sid, run.id, self.owner, self.lease_ttl_ms)
             runs.set_status(tx.conn, run.id, runs.RUNNING, assistant_message_id=assistant["id"])
             tx.append(sid, ev.SESSION_STATUS, {"sessionID": sid, "status": _running()})
             tx.append(sid, ev.MESSAGE_UPDATED, {"sessionID": sid, "info": assistant})
+            return lease.generation
 
-        await self._db.write(begin)
-        writer = TurnWriter(self._db, run, assistant, lambda s: self._set_status(sid, s))
+        generation = await self._db.write(begin)
+        if self._heartbeat is not None:
+            self._heartbeat.hold(sid, generation)
+        writer = TurnWriter(self._db, run, assistant, generation)
+        try:
+            await self._turn_with_outcome(run, writer, agent_name)
+        finally:
+            if self._heartbeat is not None:
+                self._heartbeat.drop(sid)
+
+    async def _turn_with_outcome(
+        self, run: runs.RunRow, writer: TurnWriter, agent_name: str
+    ) -> None:
+        sid = run.session_id
         try:
             await self._run_turn(run, writer, agent_name)
         except asyncio.CancelledError:
             active = self._active.get(sid)
             reason = active.stop_reason if active is not None else "shutdown"
+            if reason == "lease_lost":
+                raise  # another owner took the run over; our writes would be fenced
             if reason == "shutdown":
                 outcome = (msg.unknown_error("interrupted: server stopped"), runs.INTERRUPTED)
             else:
@@ -279,10 +361,12 @@ class RunManager:
             rules=rules,
             broker=self._broker,
             writer=writer,
-            set_status=lambda s: self._set_status(sid, s),
+            set_status=lambda s: self._set_status(writer, s),
             approve=lambda approved: self._approve(sid, approved),
             run_subtask=self._subtask,
             waits=self._waits,
+            record_process=lambda pgid, call_id: self._record_process(run, pgid, call_id),
+            forget_process=self._forget_process,
         )
         writer.context_factory = lambda call: EngineToolContext(scope, call)
         messages = _conversation_until(rows, run.message_id)
@@ -300,6 +384,17 @@ class RunManager:
         )
         options = TurnOptions(tools=tools, max_steps=agent.steps or 50, retry=self._retry)
         await run_turn(provider, model_request, writer, options)
+
+    async def _record_process(self, run: runs.RunRow, pgid: int, call_id: str) -> None:
+        ticks = _start_ticks(pgid)
+        await self._db.write(
+            lambda tx: processes.record(
+                tx.conn, self.owner, pgid, run.id, run.session_id, call_id, ticks
+            )
+        )
+
+    async def _forget_process(self, pgid: int) -> None:
+        await self._db.write(lambda tx: processes.forget(tx.conn, self.owner, pgid))
 
     async def _subtask(self, **kwargs: Any) -> SubtaskResult:
         if self.run_subtask is None:
@@ -329,6 +424,16 @@ class RunManager:
         await self._db.write(write)
 
 
+def _start_ticks(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (``/proc/<pid>/stat`` field 22)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2 :].split()[19]
+
+
 def _running() -> dict[str, Any]:
     """Busy status with Roost's extra ``reason`` (clients that don't know it ignore it)."""
     return {"type": "busy", "reason": "running"}
@@ -336,8 +441,8 @@ def _running() -> dict[str, Any]:
 
 def _conversation_until(rows: list[queries.MessageRow], user_message_id: str) -> list[Any]:
     """The conversation a run answers: earlier turns (each user message followed by its
-    assistant replies) up to and including the run's own user message. User messages queued
-    after it are left out."""
+    assistant replies) up to and including the run's own user message and whatever replies it
+    already has (a resumed run). User messages queued after it are left out."""
     decoded = [
         {"info": orjson.loads(r.info), "parts": [orjson.loads(p) for p in r.parts]} for r in rows
     ]
@@ -350,7 +455,8 @@ def _conversation_until(rows: list[queries.MessageRow], user_message_id: str) ->
         if m["info"]["role"] != "user":
             continue
         out.append(m)
+        # A resumed run sees its own earlier, interrupted replies too.
+        out.extend(replies.get(m["info"]["id"], []))
         if m["info"]["id"] == user_message_id:
             break
-        out.extend(replies.get(m["info"]["id"], []))
     return out

@@ -24,12 +24,11 @@ from roost.engine.broadcaster import Broadcaster, Subscription
 from roost.engine.requests import RequestBroker
 from roost.engine.runs import RunManager
 from roost.engine.tool_context import WaitPolicy
-from roost.errors import InvalidInput, MessageNotFound, SessionBusy, SessionNotFound
+from roost.errors import InvalidInput, MessageNotFound, SessionNotFound
 from roost.ids import new_session_id
 from roost.model import event as ev
-from roost.model import message as msg
 from roost.model.event import StoredEvent
-from roost.model.session import IDLE, new_session
+from roost.model.session import new_session
 from roost.store import queries, runs
 from roost.store.database import Database
 from roost.store.event_log import Tx, now_ms, read_events_after
@@ -88,17 +87,16 @@ class SessionService:
     # -- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Finish runs left open by a previous process, then resume queued prompts."""
+        """Recover orphaned runs, close requests nobody can answer, resume queued prompts."""
         self.broadcaster.head_id = await self.db.read(_head_id)
-        open_runs = await self.db.read(lambda c: runs.open_runs(c))
-        for run in open_runs:
-            if run.status == runs.RUNNING:
-                await self._finish_interrupted(run)
-        # Requests whose waiting tool died with the previous process can never be answered.
+        queued = await self.runs.start()
+        # A request whose waiting tool call is gone (its run is not live) can never be
+        # answered: close it, so the lists never show it.
+        live = await self.runs.statuses()
         stale = await self.db.read(lambda c: queries.pending_requests(c))
-        for sid in dict.fromkeys(r.session_id for r in stale):
+        for sid in dict.fromkeys(r.session_id for r in stale if r.session_id not in live):
             await self.requests.cancel(sid)
-        for sid in dict.fromkeys(r.session_id for r in open_runs if r.status == runs.QUEUED):
+        for sid in queued:
             self.runs.kick(sid)
 
     async def stop(self) -> None:
@@ -107,25 +105,6 @@ class SessionService:
         self.broadcaster.close_all()
         await self._providers.close()
         await self.db.close()
-
-    async def _finish_interrupted(self, run: runs.RunRow) -> None:
-        error = msg.unknown_error("interrupted: server restarted")
-        sid = run.session_id
-
-        def finish(tx: Tx) -> None:
-            if run.assistant_message_id:
-                row = queries.get_message(tx.conn, sid, run.assistant_message_id)
-                if row is not None:
-                    info = orjson.loads(row.info)
-                    info["time"].setdefault("completed", now_ms())
-                    info.setdefault("error", error)
-                    tx.append(sid, ev.MESSAGE_UPDATED, {"sessionID": sid, "info": info})
-            tx.append(sid, ev.SESSION_ERROR, {"sessionID": sid, "error": error})
-            tx.append(sid, ev.SESSION_STATUS, {"sessionID": sid, "status": IDLE})
-            tx.append(sid, ev.SESSION_IDLE, {"sessionID": sid})
-            runs.set_status(tx.conn, run.id, runs.INTERRUPTED)
-
-        await self.db.write(finish)
 
     # -- sessions --------------------------------------------------------------------
 
@@ -243,9 +222,9 @@ class SessionService:
             for sid in tree:
                 self.runs.release(sid)
 
-    def statuses(self) -> dict[str, dict[str, Any]]:
-        """``GET /session/status``: busy and retrying sessions; idle ones are absent."""
-        return self.runs.statuses()
+    async def statuses(self) -> dict[str, dict[str, Any]]:
+        """``GET /session/status``: busy and retrying sessions (from live leases)."""
+        return await self.runs.statuses()
 
     # -- messages --------------------------------------------------------------------
 
@@ -283,13 +262,14 @@ class SessionService:
     async def delete_message(self, session_id: str, message_id: str) -> None:
         """Remove a message and its parts (``message.removed``).
 
+        A turn executing in the session is aborted first, in the same request: deleting never
+        answers "busy".
+
         Raises:
             SessionNotFound, MessageNotFound: Either does not exist.
-            SessionBusy: A turn of the session is executing.
         """
         await self.get_message(session_id, message_id)
-        if self.runs.is_busy(session_id):
-            raise SessionBusy(session_id)
+        await self.runs.abort(session_id)
         await self.requests.cancel(session_id, message_id=message_id)
 
         def delete(tx: Tx) -> None:

@@ -8,6 +8,7 @@ way. Progress updates go to the running tool part; sub-agents run through ``Subt
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,11 +47,12 @@ class RunScope:
     rules: list[Rule]
     broker: RequestBroker
     writer: TurnWriter
-    set_status: Callable[[dict[str, Any]], None]
+    set_status: Callable[[dict[str, Any]], Awaitable[None]]
     approve: Callable[[list[Rule]], Awaitable[None]]
     run_subtask: Callable[..., Awaitable[SubtaskResult]]
     waits: WaitPolicy = field(default_factory=WaitPolicy)
-    processes: set[int] = field(default_factory=set)
+    record_process: Callable[[int, str], Awaitable[None]] | None = None
+    forget_process: Callable[[int], Awaitable[None]] | None = None
 
 
 class EngineToolContext:
@@ -110,7 +112,7 @@ class EngineToolContext:
             "always": always or patterns,
             "tool": {"messageID": self.message_id, "callID": self.call_id},
         }
-        self._scope.set_status({"type": "busy", "reason": "permission"})
+        await self._scope.set_status({"type": "busy", "reason": "permission"})
         try:
             reply = await self._scope.broker.ask(
                 "permission",
@@ -121,7 +123,7 @@ class EngineToolContext:
         except RequestClosed as exc:
             raise PermissionRejected(f"The permission request was closed: {exc.reason}") from exc
         finally:
-            self._scope.set_status({"type": "busy", "reason": "running"})
+            await asyncio.shield(self._scope.set_status({"type": "busy", "reason": "running"}))
         if reply.value == "reject":
             raise PermissionRejected(
                 f"The user rejected permission {permission!r} for {', '.join(patterns)}."
@@ -155,7 +157,7 @@ class EngineToolContext:
         default = None
         if waits.question_default == "first":
             default = [[q["options"][0]["label"]] if q.get("options") else [] for q in questions]
-        self._scope.set_status({"type": "busy", "reason": "question"})
+        await self._scope.set_status({"type": "busy", "reason": "question"})
         try:
             reply = await self._scope.broker.ask(
                 "question", payload, deadline_s=waits.question_s, default=default
@@ -163,7 +165,7 @@ class EngineToolContext:
         except RequestClosed as exc:
             raise ToolError(f"The question was closed without an answer: {exc.reason}") from exc
         finally:
-            self._scope.set_status({"type": "busy", "reason": "running"})
+            await asyncio.shield(self._scope.set_status({"type": "busy", "reason": "running"}))
         if reply.value is None:
             raise ToolError("The user dismissed the question.")
         return [list(a) for a in reply.value]
@@ -181,10 +183,12 @@ class EngineToolContext:
             call_id=self.call_id,
         )
 
-    def record_process(self, pgid: int) -> None:
-        """See ``ToolContext.record_process``."""
-        self._scope.processes.add(pgid)
+    async def record_process(self, pgid: int) -> None:
+        """See ``ToolContext.record_process``: stored, so recovery can kill it."""
+        if self._scope.record_process is not None:
+            await self._scope.record_process(pgid, self.call_id)
 
-    def forget_process(self, pgid: int) -> None:
+    async def forget_process(self, pgid: int) -> None:
         """See ``ToolContext.forget_process``."""
-        self._scope.processes.discard(pgid)
+        if self._scope.forget_process is not None:
+            await asyncio.shield(self._scope.forget_process(pgid))

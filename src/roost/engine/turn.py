@@ -7,6 +7,10 @@ with the next write, and text deltas are coalesced: a delta event is committed a
 ``COALESCE_MS`` per part (or when the part ends), so a long answer is a handful of commits rather
 than one per token; nothing is lost at the end because ``finish`` flushes first.
 
+Every commit is fenced by the run's lease generation (``leases.check`` in the same
+transaction): a turn whose lease was taken over cannot write. ``finish`` releases the lease in
+the commit that ends the run.
+
 Tool parts go ``pending → running → completed | error`` with OpenCode's state fields
 (``ToolState*`` schemas). ``finish`` closes every part still open, so no part outlives its turn
 in a non-terminal state: on abort they become ``error`` ("aborted").
@@ -28,7 +32,7 @@ from roost.ids import new_message_id, new_part_id
 from roost.model import event as ev
 from roost.model import message as msg
 from roost.model.session import IDLE
-from roost.store import runs
+from roost.store import leases, runs
 from roost.store.database import Database
 from roost.store.event_log import Tx, now_ms
 
@@ -59,8 +63,7 @@ class TurnWriter:
         db: The store.
         run: The run being answered.
         assistant: The first assistant message (already committed by the run's start).
-        on_status: Called with the session's live status when it changes (busy / retry).
-        directory: The session directory (``AssistantMessage.path``).
+        generation: The run's lease generation; every commit checks it still holds.
     """
 
     def __init__(
@@ -68,7 +71,7 @@ class TurnWriter:
         db: Database,
         run: runs.RunRow,
         assistant: dict[str, Any],
-        on_status: Callable[[dict[str, Any]], None],
+        generation: int,
     ) -> None:
         self._db = db
         self._run = run
@@ -79,7 +82,8 @@ class TurnWriter:
         self._current_kind: str | None = None
         self._flush_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
-        self._on_status = on_status
+        self.generation = generation
+        self._retrying = False
         self._step_done = False
         self._steps = 0
         self.tools: dict[str, dict[str, Any]] = {}
@@ -88,6 +92,11 @@ class TurnWriter:
         self.final_text = ""
         """Text of the last step (what a sub-agent's parent receives)."""
         self.context_factory: Callable[[ToolCallRequest], Any] | None = None
+
+    @property
+    def session_id(self) -> str:
+        """The session the run belongs to."""
+        return self._sid
 
     @property
     def message_id(self) -> str:
@@ -115,15 +124,18 @@ class TurnWriter:
 
     async def text_delta(self, text: str) -> None:
         """Buffer answer text."""
+        await self._resume_status()
         self.final_text += text
         await self._delta("text", text)
 
     async def reasoning_delta(self, text: str) -> None:
         """Buffer reasoning text."""
+        await self._resume_status()
         await self._delta("reasoning", text)
 
     async def step_finished(self, finish_reason: str, usage: Usage) -> None:
         """Close the step's parts and record its usage (a step-finish part)."""
+        await self._resume_status()
         self._close_open_parts()
         toks = msg.tokens(
             usage.input_tokens, usage.output_tokens, usage.reasoning_tokens, usage.cache_read_tokens
@@ -147,16 +159,25 @@ class TurnWriter:
         """Show ``retry`` status until the next attempt starts."""
         from roost.model.session import retry_status
 
-        status = retry_status(attempt, message, next_ms)
-        self._on_status(status)
+        await self.set_status({**retry_status(attempt, message, next_ms), "reason": "retry"})
+        self._retrying = True
+
+    async def _resume_status(self) -> None:
+        """After a retry wait, the next output shows the session running again."""
+        if self._retrying:
+            self._retrying = False
+            await self.set_status({"type": "busy", "reason": "running"})
+
+    async def set_status(self, status: dict[str, Any]) -> None:
+        """Store the busy status on the lease and emit ``session.status`` (one commit)."""
         self._pending.append((ev.SESSION_STATUS, {"sessionID": self._sid, "status": status}))
-        await self.flush()
-        self._on_status({"type": "busy", "reason": "running"})
+        await self.flush(status=status)
 
     # -- TurnSink: tools ----------------------------------------------------------------
 
     async def tool_pending(self, call: ToolCallRequest) -> None:
         """A ``pending`` tool part for a call the model just made."""
+        await self._resume_status()
         self._close_open_parts()
         part = {
             "id": new_part_id(),
@@ -272,26 +293,31 @@ class TurnWriter:
                 events.append((ev.SESSION_ERROR, {"sessionID": self._sid, "error": error}))
             events.append((ev.SESSION_STATUS, {"sessionID": self._sid, "status": IDLE}))
             events.append((ev.SESSION_IDLE, {"sessionID": self._sid}))
-            sid, run_id = self._sid, self._run.id
+            sid, run_id, generation = self._sid, self._run.id, self.generation
 
             def commit(tx: Tx) -> None:
+                leases.check(tx.conn, sid, generation)
                 for type_, props in events:
                     tx.append(sid, type_, props)
                 runs.set_status(tx.conn, run_id, run_status)
+                leases.release(tx.conn, sid, generation)
 
             await self._db.write(commit)
 
-    async def flush(self) -> None:
-        """Commit pending events and buffered deltas now."""
+    async def flush(self, *, status: dict[str, Any] | None = None) -> None:
+        """Commit pending events and buffered deltas now (and a new lease status, if given)."""
         async with self._lock:
             events = self._take_buffered()
-            if not events:
+            if not events and status is None:
                 return
-            sid = self._sid
+            sid, generation = self._sid, self.generation
 
             def commit(tx: Tx) -> None:
+                leases.check(tx.conn, sid, generation)
                 for type_, props in events:
                     tx.append(sid, type_, props)
+                if status is not None:
+                    leases.set_status(tx.conn, sid, generation, status)
 
             await self._db.write(commit)
 

@@ -18,6 +18,7 @@ confined to this module so PostgreSQL can be added behind the same interface.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import queue
@@ -41,7 +42,7 @@ from roost.store.schema import metadata
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 """The newest migration; checked cheaply at start so Alembic is imported only when needed."""
 
 _MAX_GROUP = 256
@@ -53,8 +54,9 @@ OnCommit = Callable[[list[StoredEvent]], None]
 @dataclass
 class _Command:
     fn: Callable[[Tx], Any]
-    future: asyncio.Future[Any]
-    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any] | concurrent.futures.Future[Any]
+    loop: asyncio.AbstractEventLoop | None
+    """None for commands from plain threads (``write_blocking``)."""
     result: Any = None
     error: BaseException | None = None
     events: list[StoredEvent] = field(default_factory=list)
@@ -148,6 +150,7 @@ class Database:
         self._closed = False
         self._read_limiter = anyio.CapacityLimiter(4)
         self.on_commit: OnCommit | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     async def open(cls, path: Path, *, synchronous: str = "FULL") -> Database:
@@ -155,6 +158,7 @@ class Database:
         path.parent.mkdir(parents=True, exist_ok=True)
         db = cls(path, synchronous=synchronous)
         await anyio.to_thread.run_sync(migrate, db._write_engine)
+        db._loop = asyncio.get_running_loop()
         db._thread = threading.Thread(target=db._writer_main, name="roost-writer", daemon=True)
         db._thread.start()
         return db
@@ -183,10 +187,27 @@ class Database:
         if self._closed:
             raise StoreClosed("the store is closed")
         loop = asyncio.get_running_loop()
-        cmd = _Command(fn=fn, future=loop.create_future(), loop=loop)
-        self._queue.put(cmd)
-        result: T = await asyncio.shield(cmd.future)
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Command(fn=fn, future=future, loop=loop))
+        # Shielded: a cancelled caller does not un-commit; the write completes regardless.
+        result: T = await asyncio.shield(future)
         return result
+
+    def write_blocking(self, fn: Callable[[Tx], T], timeout_s: float = 30.0) -> T:
+        """Like ``write`` but from a plain thread (not the event loop); blocks until committed.
+
+        Used by the lease heartbeat, which must keep working while the loop is busy. Events
+        appended this way are published to ``on_commit`` on the loop like any others.
+
+        Raises:
+            StoreClosed: The database was closed.
+            TimeoutError: The writer did not commit within ``timeout_s``.
+        """
+        if self._closed:
+            raise StoreClosed("the store is closed")
+        fut: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._queue.put(_Command(fn=fn, future=fut, loop=None))
+        return fut.result(timeout=timeout_s)
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` on a read connection in a worker thread (a consistent WAL snapshot)."""
@@ -260,19 +281,37 @@ class Database:
     def _deliver(self, group: list[_Command]) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[_Command]] = {}
         for cmd in group:
+            if cmd.loop is None:
+                self._resolve_thread(cmd)
+                continue
             by_loop.setdefault(cmd.loop, []).append(cmd)
         for loop, cmds in by_loop.items():
             with contextlib.suppress(RuntimeError):  # the loop closed while we committed
                 loop.call_soon_threadsafe(self._resolve, cmds)
 
-    def _resolve(self, cmds: list[_Command]) -> None:
-        events = [e for cmd in cmds for e in cmd.events]
-        if events and self.on_commit is not None:
+    def _resolve_thread(self, cmd: _Command) -> None:
+        assert isinstance(cmd.future, concurrent.futures.Future)
+        if cmd.events and self._loop is not None:
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._publish, cmd.events)
+        if cmd.error is not None:
+            cmd.future.set_exception(cmd.error)
+        else:
+            cmd.future.set_result(cmd.result)
+
+    def _publish(self, events: list[StoredEvent]) -> None:
+        if self.on_commit is not None:
             try:
                 self.on_commit(events)
             except Exception:
                 log.exception("on_commit subscriber failed")
+
+    def _resolve(self, cmds: list[_Command]) -> None:
+        events = [e for cmd in cmds for e in cmd.events]
+        if events:
+            self._publish(events)
         for cmd in cmds:
+            assert isinstance(cmd.future, asyncio.Future)
             if cmd.future.done():
                 continue
             if cmd.error is not None:

@@ -135,3 +135,42 @@ todo = Table(
     Column("data", Text, nullable=False),
     # JSON array of ``Todo``.
 )
+
+run_lease = Table(
+    "run_lease",
+    metadata,
+    Column("session_id", String, primary_key=True),
+    # At most one lease per session; busy ⇔ expires_at_ms > now.
+    Column("run_id", String, nullable=False),
+    Column("owner", String, nullable=False),
+    # The server process holding it: host/boot/pid/start.
+    Column("generation", Integer, nullable=False),
+    # +1 at every acquisition; writes of older generations are refused (fencing).
+    Column("expires_at_ms", BigInteger, nullable=False),
+    Column("status", Text, nullable=False),
+    # JSON SessionStatus shown while busy (with Roost's ``reason``).
+    Index("ix_run_lease_expires", "expires_at_ms"),
+)
+
+run_process = Table(
+    "run_process",
+    metadata,
+    Column("owner", String, primary_key=True),
+    Column("pgid", Integer, primary_key=True),
+    # A process group a tool call started; recovery kills it if its owner died.
+    Column("run_id", String, nullable=False),
+    Column("session_id", String, nullable=False),
+    Column("call_id", String, nullable=True),
+    Column("start_ticks", String, nullable=True),
+    # The leader's start time (``/proc/<pgid>/stat``), to tell a recycled pid from ours.
+    Column("time_created", BigInteger, nullable=False),
+    Index("ix_run_process_run", "run_id"),
+)
+
+run_recovery = Table(
+    "run_recovery",
+    metadata,
+    Column("run_id", String, primary_key=True),
+    Column("count", Integer, nullable=False),
+    # How many times recovery resumed this run; past the limit it fails visibly.
+)

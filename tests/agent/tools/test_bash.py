@@ -40,9 +40,9 @@ class RecordingContext(LocalToolContext):
         self.always.append(always)
         await super().ask_permission(permission, patterns, always=always, metadata=metadata)
 
-    def record_process(self, pgid: int) -> None:
+    async def record_process(self, pgid: int) -> None:
         self.recorded.append(pgid)
-        super().record_process(pgid)
+        await super().record_process(pgid)
 
 
 @pytest.fixture

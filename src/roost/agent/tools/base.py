@@ -114,12 +114,12 @@ class ToolContext(Protocol):
         """
         ...
 
-    def record_process(self, pgid: int) -> None:
-        """Remember a process group this call started, so recovery can kill it."""
+    async def record_process(self, pgid: int) -> None:
+        """Remember (durably) a process group this call started, so recovery can kill it."""
         ...
 
-    def forget_process(self, pgid: int) -> None:
-        """The process group has exited."""
+    async def forget_process(self, pgid: int) -> None:
+        """The process group has exited (or was killed)."""
         ...
 
 

@@ -203,7 +203,7 @@ async def _execute(command: str, cwd: Path, timeout_s: float, ctx: ToolContext) 
         if proc is None:
             os.close(read_fd)
     pgid = proc.pid  # start_new_session: the shell leads a new session and process group
-    ctx.record_process(pgid)
+    await ctx.record_process(pgid)
 
     capture = _Capture(loop.create_future())
     pipe = os.fdopen(read_fd, "rb", buffering=0)
@@ -238,7 +238,7 @@ async def _execute(command: str, cwd: Path, timeout_s: float, ctx: ToolContext) 
             else:
                 transport.close()
             shell_exit.cancel()
-            ctx.forget_process(pgid)
+            await ctx.forget_process(pgid)
 
     returncode = proc.returncode
     exit_code = returncode if returncode is not None and returncode >= 0 else None

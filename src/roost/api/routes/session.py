@@ -62,7 +62,7 @@ async def create_session(request: Request, body: SessionCreateBody | None = None
 @router.get("/session/status")
 async def session_status(request: Request) -> Response:
     """Status of every busy session; idle sessions are absent."""
-    return JSONBytes(_service(request).statuses())
+    return JSONBytes(await _service(request).statuses())
 
 
 @router.get("/session/{sessionID}")

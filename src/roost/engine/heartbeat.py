@@ -1,0 +1,84 @@
+"""The lease heartbeat: renews this process's run leases from its own thread.
+
+It runs outside the asyncio loop on purpose: a loop blocked by a long computation must not let
+a healthy run's lease expire. Renewals go through the store's writer thread
+(``Database.write_blocking``). A lease found taken over is reported to ``on_lost`` on the loop,
+which cancels that run without letting it write (its writes would be fenced anyway).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+
+from roost.store import leases
+from roost.store.database import Database
+
+log = logging.getLogger(__name__)
+
+
+class Heartbeat:
+    """Renews held leases every ``ttl_ms / 3``."""
+
+    def __init__(
+        self,
+        db: Database,
+        owner: str,
+        ttl_ms: int,
+        on_lost: Callable[[str], None],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self._db = db
+        self._owner = owner
+        self._ttl_ms = ttl_ms
+        self._on_lost = on_lost
+        self._loop = loop
+        self._held: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="roost-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        """Start the thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread (leases are released by their runs, not here)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def hold(self, session_id: str, generation: int) -> None:
+        """Renew this lease from now on."""
+        with self._lock:
+            self._held[session_id] = generation
+
+    def drop(self, session_id: str) -> None:
+        """Stop renewing it."""
+        with self._lock:
+            self._held.pop(session_id, None)
+
+    def beat(self) -> None:
+        """Renew every held lease once (the thread calls this every ttl/3)."""
+        with self._lock:
+            held = list(self._held.items())
+        if not held:
+            return
+        lost = self._db.write_blocking(
+            lambda tx: leases.renew(tx.conn, self._owner, held, self._ttl_ms)
+        )
+        for session_id in lost:
+            log.warning("run lease of %s was lost", session_id)
+            self.drop(session_id)
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._on_lost, session_id)
+
+    def _main(self) -> None:
+        while not self._stop.wait(self._ttl_ms / 3000):
+            try:
+                self.beat()
+            except Exception:
+                log.exception("lease heartbeat failed; retrying")

@@ -1,0 +1,252 @@
+"""Recovery: finishing runs whose owner died, so that nothing stays busy or half-written.
+
+A run is orphaned when its lease expired (its owner stopped renewing) or, at start-up, when its
+owner is provably dead on this host (``owner.is_provably_dead``), or when it is ``running``
+with no lease at all (a database from before leases). For each orphaned run, in one
+transaction that first takes the lease over (a newer generation fences the old owner):
+
+- assistant messages of the run that were not completed get ``error`` "interrupted: server
+  restarted" and a completion time; their non-terminal tool parts become ``error`` with the
+  same text, and open text/reasoning parts get an end time;
+- the session's pending permission and question requests are closed (they become errors: the
+  tool call that waited for them is gone);
+- the run is queued again, so the turn resumes after the restart: the next provider request
+  sees every interrupted tool call answered with an error, so call/result pairs stay valid. A
+  run recovered ``max_recoveries`` times ends with a visible error instead of looping;
+- the session goes idle (``session.error``, ``session.status`` idle, ``session.idle``), and
+  the lease is released.
+
+Afterwards the process groups the run's tool calls had started are killed if they still live.
+Recovery reads only indexes (``run_lease`` by expiry, ``run`` by status), never whole tables.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import anyio.to_thread
+import orjson
+from sqlalchemy import Connection, select
+
+from roost.engine.owner import is_provably_dead, same_host
+from roost.model import event as ev
+from roost.model import message as msg
+from roost.model.session import IDLE
+from roost.store import leases, processes, queries, runs
+from roost.store.database import Database
+from roost.store.event_log import Tx, now_ms
+from roost.store.schema import run_recovery
+
+log = logging.getLogger(__name__)
+
+INTERRUPTED = "interrupted: server restarted"
+KILL_GRACE_S = 1.0
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """What recovery did to one run."""
+
+    run_id: str
+    session_id: str
+    resumed: bool
+    killed_groups: int
+
+
+def _orphans(conn: Connection, owner: str, startup: bool) -> list[tuple[str, str]]:
+    """(session id, run id) of orphaned runs."""
+    found: dict[str, str] = {}
+    at = now_ms()
+    for lease in leases.expired(conn, at):
+        found[lease.session_id] = lease.run_id
+    if startup:
+        for lease in leases.live(conn, at):
+            if lease.owner != owner and is_provably_dead(lease.owner):
+                found[lease.session_id] = lease.run_id
+    leased = {lease.session_id for lease in leases.live(conn, at)} - set(found)
+    for run in runs.open_runs(conn):
+        if run.status == runs.RUNNING and run.session_id not in leased:
+            found.setdefault(run.session_id, run.id)
+    return list(found.items())
+
+
+def _finish_parts(tx: Tx, session_id: str, run: runs.RunRow) -> dict[str, Any] | None:
+    """Close the run's open messages and parts; returns the last interrupted message."""
+    error = msg.unknown_error(INTERRUPTED)
+    last = None
+    end = now_ms()
+    for row in queries.list_messages(tx.conn, session_id):
+        info = orjson.loads(row.info)
+        if info.get("role") != "assistant" or info.get("parentID") != run.message_id:
+            continue
+        if "completed" in info.get("time", {}):
+            continue
+        for raw in row.parts:
+            part = orjson.loads(raw)
+            state = part.get("state") or {}
+            if part.get("type") == "tool" and state.get("status") in ("pending", "running"):
+                start = (state.get("time") or {}).get("start", end)
+                part["state"] = {
+                    "status": "error",
+                    "input": state.get("input") or {},
+                    "error": INTERRUPTED,
+                    "time": {"start": start, "end": end},
+                }
+                tx.append(session_id, ev.PART_UPDATED, {"sessionID": session_id, "part": part})
+            elif part.get("type") in ("text", "reasoning") and "end" not in part.get("time", {}):
+                part.setdefault("time", {"start": end})["end"] = end
+                tx.append(session_id, ev.PART_UPDATED, {"sessionID": session_id, "part": part})
+        info["time"]["completed"] = end
+        info["error"] = error
+        tx.append(session_id, ev.MESSAGE_UPDATED, {"sessionID": session_id, "info": info})
+        last = info
+    return last
+
+
+def _bump_recoveries(conn: Connection, run_id: str) -> int:
+    count = conn.execute(
+        select(run_recovery.c.count).where(run_recovery.c.run_id == run_id)
+    ).scalar()
+    new = (count or 0) + 1
+    if count is None:
+        conn.execute(run_recovery.insert(), {"run_id": run_id, "count": new})
+    else:
+        conn.execute(run_recovery.update().where(run_recovery.c.run_id == run_id).values(count=new))
+    return new
+
+
+async def recover_run(
+    db: Database, session_id: str, run_id: str, *, owner: str, ttl_ms: int, max_recoveries: int
+) -> Recovered | None:
+    """Recover one orphaned run (see the module docstring); None if it was not orphaned."""
+
+    def write(tx: Tx) -> tuple[bool, list[processes.ProcessRow]] | None:
+        run = runs.get_run(tx.conn, run_id)
+        lease = leases.get(tx.conn, session_id)
+        if lease is not None and lease.run_id != run_id and lease.is_live(now_ms()):
+            return None  # another run holds the session now
+        if run is None or run.status != runs.RUNNING:
+            if lease is not None:
+                leases.release(tx.conn, session_id, lease.generation)
+            return None
+        taken = leases.acquire(tx.conn, session_id, run_id, owner, ttl_ms, takeover=True)
+        interrupted = _finish_parts(tx, session_id, run)
+        for request in queries.pending_requests(tx.conn, session_id=session_id):
+            if request.kind == "permission":
+                tx.append(
+                    session_id,
+                    ev.PERMISSION_REPLIED,
+                    {"sessionID": session_id, "requestID": request.id, "reply": "reject"},
+                )
+            else:
+                tx.append(
+                    session_id,
+                    ev.QUESTION_REJECTED,
+                    {"sessionID": session_id, "requestID": request.id},
+                )
+        count = _bump_recoveries(tx.conn, run_id)
+        resumed = count <= max_recoveries
+        if resumed:
+            runs.set_status(tx.conn, run_id, runs.QUEUED)
+            error = (interrupted or {}).get("error") or msg.unknown_error(INTERRUPTED)
+        else:
+            runs.set_status(tx.conn, run_id, runs.FAILED)
+            error = msg.unknown_error(
+                f"the turn was interrupted {count} times by server restarts; "
+                "it is not resumed again"
+            )
+        tx.append(session_id, ev.SESSION_ERROR, {"sessionID": session_id, "error": error})
+        tx.append(session_id, ev.SESSION_STATUS, {"sessionID": session_id, "status": IDLE})
+        tx.append(session_id, ev.SESSION_IDLE, {"sessionID": session_id})
+        leases.release(tx.conn, session_id, taken.generation)
+        return resumed, processes.of_run(tx.conn, run_id)
+
+    outcome = await db.write(write)
+    if outcome is None:
+        return None
+    resumed, groups = outcome
+    killed = 0
+    for group in groups:
+        if await anyio.to_thread.run_sync(kill_group, group):
+            killed += 1
+        await db.write(_forget(group))
+    log.warning(
+        "recovered run %s of %s (resumed=%s, killed %d process groups)",
+        run_id,
+        session_id,
+        resumed,
+        killed,
+    )
+    return Recovered(run_id, session_id, resumed, killed)
+
+
+def _forget(group: processes.ProcessRow) -> Any:
+    def write(tx: Tx) -> None:
+        processes.forget(tx.conn, group.owner, group.pgid)
+
+    return write
+
+
+async def recover_orphaned_runs(
+    db: Database, *, owner: str, ttl_ms: int, max_recoveries: int, startup: bool
+) -> list[Recovered]:
+    """Recover every orphaned run; returns what was done, one entry per run."""
+    orphans = await db.read(lambda c: _orphans(c, owner, startup))
+    done = []
+    for session_id, run_id in orphans:
+        result = await recover_run(
+            db, session_id, run_id, owner=owner, ttl_ms=ttl_ms, max_recoveries=max_recoveries
+        )
+        if result is not None:
+            done.append(result)
+    return done
+
+
+def _start_ticks(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2 :].split()[19]
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process is still in the group."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def kill_group(group: processes.ProcessRow) -> bool:
+    """Kill a recorded group if it is still ours: SIGTERM, then SIGKILL after a grace.
+
+    A group is ours when it was recorded on this host and boot and its leader's pid is either
+    gone or still has the recorded start time (a recycled pid has another one).
+
+    Returns:
+        True when a signal was sent.
+    """
+    if not same_host(group.owner) or not group_alive(group.pgid):
+        return False
+    leader = _start_ticks(group.pgid)
+    if leader is not None and group.start_ticks is not None and leader != group.start_ticks:
+        return False  # the pid was recycled by an unrelated process
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group.pgid, signal.SIGTERM)
+    deadline = time.monotonic() + KILL_GRACE_S
+    while time.monotonic() < deadline and group_alive(group.pgid):
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group.pgid, signal.SIGKILL)
+    return True

@@ -1,0 +1,188 @@
+"""Run leases: the durable, expiring claim that makes a session busy.
+
+A session is busy exactly while it holds an unexpired lease (``run_lease`` row with
+``expires_at_ms > now``). A lease names its run, its owner (one server process:
+``host/boot/pid/start``) and a generation that grows by one at every acquisition, takeover
+included. Every write made for a run checks that its generation still holds the session's lease
+(``check``), inside the same transaction: a run that lost its lease (it expired and another
+owner took it over) cannot write over the run that took over (fencing). The owner renews its
+leases from a heartbeat thread; a lease whose owner stopped renewing expires and is recovered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, bindparam, delete, select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from roost.errors import Conflict
+from roost.store.event_log import now_ms
+from roost.store.schema import run_lease
+
+
+class LeaseLost(Conflict):
+    """The run's lease is gone or has a newer generation; it must stop writing."""
+
+    def __init__(self, session_id: str, generation: int) -> None:
+        super().__init__(f"run lease of {session_id} (generation {generation}) was lost")
+        self.session_id = session_id
+        self.generation = generation
+
+
+class LeaseHeld(Conflict):
+    """Another live run holds the session's lease."""
+
+    def __init__(self, session_id: str, run_id: str) -> None:
+        super().__init__(f"session {session_id} is busy with run {run_id}")
+        self.session_id = session_id
+        self.run_id = run_id
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """One lease row.
+
+    Attributes:
+        expires_at_ms: Unix epoch ms; the holder renews every ttl/3.
+        status: The busy status the session shows (``SessionStatus`` plus Roost's ``reason``).
+    """
+
+    session_id: str
+    run_id: str
+    owner: str
+    generation: int
+    expires_at_ms: int
+    status: dict[str, Any]
+
+    def is_live(self, at_ms: int) -> bool:
+        """Whether the lease is unexpired at ``at_ms``."""
+        return self.expires_at_ms > at_ms
+
+
+def _lease(r: Any) -> Lease:
+    return Lease(
+        r.session_id, r.run_id, r.owner, r.generation, r.expires_at_ms, orjson.loads(r.status)
+    )
+
+
+_RUNNING = orjson.dumps({"type": "busy", "reason": "running"}).decode()
+_GET = select(run_lease).where(run_lease.c.session_id == bindparam("sid"))
+_CHECK = select(run_lease.c.generation).where(run_lease.c.session_id == bindparam("sid"))
+
+
+def get(conn: Connection, session_id: str) -> Lease | None:
+    """The session's lease row (live or expired), or None."""
+    r = conn.execute(_GET, {"sid": session_id}).first()
+    return _lease(r) if r is not None else None
+
+
+def acquire(
+    conn: Connection,
+    session_id: str,
+    run_id: str,
+    owner: str,
+    ttl_ms: int,
+    *,
+    takeover: bool = False,
+) -> Lease:
+    """Take the session's lease for ``run_id`` with the next generation.
+
+    Args:
+        takeover: Take it even from a live holder (recovery of a provably dead owner).
+
+    Raises:
+        LeaseHeld: A live lease of another run exists (and ``takeover`` is false).
+    """
+    at = now_ms()
+    current = get(conn, session_id)
+    if current is not None and current.is_live(at) and not takeover and current.run_id != run_id:
+        raise LeaseHeld(session_id, current.run_id)
+    generation = (current.generation if current is not None else 0) + 1
+    row = {
+        "session_id": session_id,
+        "run_id": run_id,
+        "owner": owner,
+        "generation": generation,
+        "expires_at_ms": at + ttl_ms,
+        "status": _RUNNING,
+    }
+    stmt = sqlite_insert(run_lease).values(row)
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[run_lease.c.session_id],
+            set_={k: stmt.excluded[k] for k in row if k != "session_id"},
+        )
+    )
+    return Lease(session_id, run_id, owner, generation, at + ttl_ms, orjson.loads(_RUNNING))
+
+
+def check(conn: Connection, session_id: str, generation: int) -> None:
+    """Fence a write: the session's lease must still carry ``generation``.
+
+    Raises:
+        LeaseLost: It does not (released, or taken over by a newer generation).
+    """
+    found = conn.execute(_CHECK, {"sid": session_id}).scalar()
+    if found != generation:
+        raise LeaseLost(session_id, generation)
+
+
+def set_status(conn: Connection, session_id: str, generation: int, status: dict[str, Any]) -> None:
+    """Record the busy status shown for the session (fenced by generation)."""
+    conn.execute(
+        update(run_lease)
+        .where(run_lease.c.session_id == session_id, run_lease.c.generation == generation)
+        .values(status=orjson.dumps(status).decode())
+    )
+
+
+def release(conn: Connection, session_id: str, generation: int) -> None:
+    """Give the lease up (only if it still carries ``generation``)."""
+    conn.execute(
+        delete(run_lease).where(
+            run_lease.c.session_id == session_id, run_lease.c.generation == generation
+        )
+    )
+
+
+def renew(conn: Connection, owner: str, held: list[tuple[str, int]], ttl_ms: int) -> list[str]:
+    """Extend the owner's leases; returns the sessions whose lease was no longer theirs."""
+    expires = now_ms() + ttl_ms
+    lost = []
+    for session_id, generation in held:
+        result = conn.execute(
+            update(run_lease)
+            .where(
+                run_lease.c.session_id == session_id,
+                run_lease.c.generation == generation,
+                run_lease.c.owner == owner,
+            )
+            .values(expires_at_ms=expires)
+        )
+        if result.rowcount == 0:
+            lost.append(session_id)
+    return lost
+
+
+def live(conn: Connection, at_ms: int | None = None) -> list[Lease]:
+    """Unexpired leases (uses ``ix_run_lease_expires``)."""
+    at = now_ms() if at_ms is None else at_ms
+    rows = conn.execute(select(run_lease).where(run_lease.c.expires_at_ms > at))
+    return [_lease(r) for r in rows]
+
+
+def expired(conn: Connection, at_ms: int | None = None) -> list[Lease]:
+    """Expired leases, oldest expiry first (uses ``ix_run_lease_expires``)."""
+    at = now_ms() if at_ms is None else at_ms
+    rows = conn.execute(
+        select(run_lease).where(run_lease.c.expires_at_ms <= at).order_by(run_lease.c.expires_at_ms)
+    )
+    return [_lease(r) for r in rows]
+
+
+def all_leases(conn: Connection) -> list[Lease]:
+    """Every lease row (live and expired); the table holds at most one per session."""
+    return [_lease(r) for r in conn.execute(select(run_lease))]
