@@ -30,6 +30,12 @@ def event_json(event: StoredEvent) -> str:
     return '{"type":"' + event.type + '","properties":' + event.data.decode() + "}"
 
 
+def _frame(*, data: str, id: str | None = None) -> ServerSentEvent:
+    # LF line endings, as OpenCode sends them: the official JS SDK's parser splits frames on
+    # "\n\n" and never sees a frame terminated by CRLF (sse-starlette's default).
+    return ServerSentEvent(data=data, id=id, sep="\n")
+
+
 def _plain(data: str) -> str:
     return data
 
@@ -59,7 +65,7 @@ async def stream_events(
                 page = await service.events_after(cursor, limit=_REPLAY_PAGE)
                 for event in page:
                     cursor = event.id
-                    yield ServerSentEvent(data=wrap(event_json(event)), id=str(event.id))
+                    yield _frame(data=wrap(event_json(event)), id=str(event.id))
                 if len(page) < _REPLAY_PAGE:
                     break
         heartbeat = wrap(orjson.dumps({"type": ev.SERVER_HEARTBEAT, "properties": {}}).decode())
@@ -68,10 +74,10 @@ async def stream_events(
             if next_event is None:
                 if sub.closed:
                     return
-                yield ServerSentEvent(data=heartbeat)
+                yield _frame(data=heartbeat)
                 continue
             if cursor is not None and next_event.id <= cursor:
                 continue  # already sent during replay
-            yield ServerSentEvent(data=wrap(event_json(next_event)), id=str(next_event.id))
+            yield _frame(data=wrap(event_json(next_event)), id=str(next_event.id))
     finally:
         sub.close()
