@@ -6,11 +6,16 @@ from pathlib import Path
 
 from roost.agent.tools.base import Tool
 from roost.agent.tools.bash import BashTool
+from roost.agent.tools.edit import EditTool
+from roost.agent.tools.glob import GlobTool
+from roost.agent.tools.grep import GrepTool
 from roost.agent.tools.question import QuestionTool
+from roost.agent.tools.read import ReadTool
 from roost.agent.tools.skill import SkillTool
 from roost.agent.tools.task import TaskTool
 from roost.agent.tools.todowrite import TodoWriteTool
 from roost.agent.tools.webfetch import WebFetchTool
+from roost.agent.tools.write import WriteTool
 
 
 def builtin_tools(config_dir: Path) -> dict[str, Tool]:
@@ -21,6 +26,11 @@ def builtin_tools(config_dir: Path) -> dict[str, Tool]:
     """
     tools: list[Tool] = [
         BashTool(),
+        ReadTool(),
+        WriteTool(),
+        EditTool(),
+        GlobTool(),
+        GrepTool(),
         TodoWriteTool(),
         QuestionTool(),
         TaskTool(),
