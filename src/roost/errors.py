@@ -68,6 +68,25 @@ class SessionBusy(RoostError):
         self.session_id = session_id
 
 
+class PartInUse(RoostError):
+    """A tool part of a live run cannot be changed; abort the run first."""
+
+    def __init__(self, session_id: str, part_id: str) -> None:
+        super().__init__(
+            f"Part {part_id} belongs to a turn that is still running in session {session_id}; "
+            "abort the session first (POST /session/{sessionID}/abort)"
+        )
+        self.session_id = session_id
+        self.part_id = part_id
+
+
+class PartNotFound(NotFound):
+    def __init__(self, message_id: str, part_id: str) -> None:
+        super().__init__(f"Part not found: {part_id}")
+        self.message_id = message_id
+        self.part_id = part_id
+
+
 class Conflict(RoostError):
     """A write collided with stored state (a unique key, a stale generation)."""
 

@@ -21,6 +21,7 @@ from roost.errors import (
     Conflict,
     InvalidInput,
     NotFound,
+    PartInUse,
     ProviderError,
     RoostError,
     SessionBusy,
@@ -34,6 +35,7 @@ STATUS_BY_ERROR: dict[type[RoostError], int] = {
     InvalidInput: 400,
     NotFound: 404,
     SessionBusy: 409,
+    PartInUse: 409,
     Conflict: 409,
     StoreClosed: 503,
     ProviderError: 502,
@@ -48,7 +50,7 @@ def status_for(exc: RoostError) -> int:
 
 def body_for(exc: RoostError) -> dict[str, Any]:
     """OpenCode's error body for a domain error."""
-    if isinstance(exc, SessionBusy):
+    if isinstance(exc, SessionBusy | PartInUse):
         return {"_tag": "SessionBusyError", "sessionID": exc.session_id, "message": exc.message}
     if isinstance(exc, NotFound):
         return {"name": "NotFoundError", "data": {"message": exc.message}}

@@ -24,9 +24,10 @@ from roost.engine.broadcaster import Broadcaster, Subscription
 from roost.engine.requests import RequestBroker
 from roost.engine.runs import RunManager
 from roost.engine.tool_context import WaitPolicy
-from roost.errors import InvalidInput, MessageNotFound, SessionNotFound
-from roost.ids import new_session_id
+from roost.errors import InvalidInput, MessageNotFound, PartInUse, PartNotFound, SessionNotFound
+from roost.ids import new_message_id, new_part_id, new_session_id
 from roost.model import event as ev
+from roost.model import message as msg
 from roost.model.event import StoredEvent
 from roost.model.session import new_session
 from roost.store import queries, runs
@@ -287,10 +288,183 @@ class SessionService:
 
         await self.db.write(delete)
 
+    # -- parts, revert, fork --------------------------------------------------------
+
+    async def _live_run_part(
+        self, session_id: str, message_id: str, part_id: str
+    ) -> dict[str, Any]:
+        """The part; raises ``PartInUse`` when it is a non-terminal tool part of a live run."""
+        row = await self.get_message(session_id, message_id)
+        part = next((orjson.loads(p) for p in row.parts if orjson.loads(p)["id"] == part_id), None)
+        if part is None:
+            raise PartNotFound(message_id, part_id)
+        state = part.get("state") or {}
+        open_tool = part.get("type") == "tool" and state.get("status") in ("pending", "running")
+        if open_tool and await self.runs.is_busy(session_id):
+            raise PartInUse(session_id, part_id)
+        result: dict[str, Any] = part
+        return result
+
+    async def delete_part(self, session_id: str, message_id: str, part_id: str) -> None:
+        """Remove one part (``message.part.removed``).
+
+        Raises:
+            PartInUse: It is an open tool part of a running turn (abort first). OpenCode allows
+                this while the tool's process keeps running.
+        """
+        await self._live_run_part(session_id, message_id, part_id)
+        await self.db.write(
+            lambda tx: tx.append(
+                session_id,
+                ev.PART_REMOVED,
+                {"sessionID": session_id, "messageID": message_id, "partID": part_id},
+            )
+        )
+
+    async def update_part(
+        self, session_id: str, message_id: str, part_id: str, part: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Replace one part (``message.part.updated``); ids in the body must match the path.
+
+        Raises:
+            PartInUse: It is an open tool part of a running turn (abort first).
+            InvalidInput: The body names another part, message or session.
+        """
+        await self._live_run_part(session_id, message_id, part_id)
+        for key, expected in (
+            ("id", part_id),
+            ("messageID", message_id),
+            ("sessionID", session_id),
+        ):
+            if part.get(key, expected) != expected:
+                raise InvalidInput(f"{key} in the body must be {expected}", field=key)
+        updated = {**part, "id": part_id, "messageID": message_id, "sessionID": session_id}
+        await self.db.write(
+            lambda tx: tx.append(
+                session_id, ev.PART_UPDATED, {"sessionID": session_id, "part": updated}
+            )
+        )
+        return updated
+
+    async def revert(
+        self, session_id: str, message_id: str, part_id: str | None = None
+    ) -> dict[str, Any]:
+        """Mark the session reverted to ``message_id`` (``Session.revert``).
+
+        A running turn is aborted first, in the same request. Messages from the revert point
+        on stay stored until the next prompt removes them (``unrevert`` cancels the mark), as
+        in OpenCode; Roost keeps no file snapshots, so files are not restored.
+        """
+        await self.get_message(session_id, message_id)
+        await self.runs.abort(session_id)
+        await self.requests.cancel(session_id)
+        mark: dict[str, Any] = {"messageID": message_id}
+        if part_id is not None:
+            mark["partID"] = part_id
+        return await self._set_revert(session_id, mark)
+
+    async def unrevert(self, session_id: str) -> dict[str, Any]:
+        """Clear the revert mark; aborts a running turn first."""
+        await self.get_session(session_id)
+        await self.runs.abort(session_id)
+        return await self._set_revert(session_id, None)
+
+    async def _set_revert(self, session_id: str, mark: dict[str, Any] | None) -> dict[str, Any]:
+        def write(tx: Tx) -> dict[str, Any]:
+            found = queries.get_session(tx.conn, session_id)
+            if found is None:
+                raise SessionNotFound(session_id)
+            info: dict[str, Any] = orjson.loads(found)
+            if mark is None:
+                info.pop("revert", None)
+            else:
+                info["revert"] = mark
+            info["time"]["updated"] = now_ms()
+            tx.append(session_id, ev.SESSION_UPDATED, {"sessionID": session_id, "info": info})
+            return info
+
+        return await self.db.write(write)
+
+    async def _apply_revert(self, session_id: str) -> None:
+        """Before a prompt: drop the messages a pending revert mark hid, then clear it."""
+
+        def write(tx: Tx) -> None:
+            found = queries.get_session(tx.conn, session_id)
+            if found is None:
+                return
+            info = orjson.loads(found)
+            mark = info.get("revert")
+            if not mark:
+                return
+            for row in queries.list_messages(tx.conn, session_id):
+                if row.id < mark["messageID"]:
+                    continue
+                for raw in row.parts:
+                    pid = orjson.loads(raw)["id"]
+                    if row.id == mark["messageID"] and mark.get("partID") and pid < mark["partID"]:
+                        continue
+                    tx.append(
+                        session_id,
+                        ev.PART_REMOVED,
+                        {"sessionID": session_id, "messageID": row.id, "partID": pid},
+                    )
+                if row.id != mark["messageID"] or not mark.get("partID"):
+                    tx.append(
+                        session_id,
+                        ev.MESSAGE_REMOVED,
+                        {"sessionID": session_id, "messageID": row.id},
+                    )
+            info.pop("revert", None)
+            tx.append(session_id, ev.SESSION_UPDATED, {"sessionID": session_id, "info": info})
+
+        await self.db.write(write)
+
+    async def fork(self, session_id: str, message_id: str | None = None) -> dict[str, Any]:
+        """A new session with copies of the messages before ``message_id`` (all without it).
+
+        Copies get new ids. A part that was not terminal (a running tool, an unfinished
+        message) is never copied as still running: it is copied as ``error`` "interrupted:
+        not finished when the session was forked".
+        """
+        source = orjson.loads(await self.get_session(session_id))
+        rows = await self.list_messages(session_id)
+        child = await self.create_session(title=f"{source.get('title', '')} (fork)")
+        new_id = child["id"]
+        note = "interrupted: not finished when the session was forked"
+
+        def write(tx: Tx) -> None:
+            for row in rows:
+                if message_id is not None and row.id >= message_id:
+                    break
+                info = orjson.loads(row.info)
+                mid = new_message_id()
+                info.update(id=mid, sessionID=new_id)
+                if info["role"] == "assistant" and "completed" not in info["time"]:
+                    info["time"]["completed"] = now_ms()
+                    info.setdefault("error", msg.unknown_error(note))
+                tx.append(new_id, ev.MESSAGE_UPDATED, {"sessionID": new_id, "info": info})
+                for raw in row.parts:
+                    part = orjson.loads(raw)
+                    part.update(id=new_part_id(), sessionID=new_id, messageID=mid)
+                    state = part.get("state") or {}
+                    if part.get("type") == "tool" and state.get("status") in ("pending", "running"):
+                        start = (state.get("time") or {}).get("start", now_ms())
+                        part["state"] = {
+                            "status": "error",
+                            "input": state.get("input") or {},
+                            "error": note,
+                            "time": {"start": start, "end": now_ms()},
+                        }
+                    tx.append(new_id, ev.PART_UPDATED, {"sessionID": new_id, "part": part})
+
+        await self.db.write(write)
+        return child
+
     # -- prompts ---------------------------------------------------------------------
 
     async def prompt_async(self, session_id: str, prompt: PromptInput) -> Admitted:
         """Admit a prompt durably and schedule its run; see ``admission``."""
+        await self._apply_revert(session_id)
         admitted = await admit_prompt(self.db, self.catalog, session_id, prompt)
         if admitted.run_id is not None:
             self.runs.kick(session_id)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from roost.api.responses import JSONBytes, raw_json, raw_json_array
@@ -97,3 +98,66 @@ async def session_children(request: Request, session_id: SessionIDParam) -> Resp
 async def abort_session(request: Request, session_id: SessionIDParam) -> Response:
     """Stop the executing turn; always answers true."""
     return JSONBytes(await _service(request).abort(session_id))
+
+
+class ForkBody(BaseModel):
+    """``POST /session/{id}/fork``."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    message_id: str | None = Field(default=None, alias="messageID", pattern=r"^msg")
+
+
+class RevertBody(BaseModel):
+    """``POST /session/{id}/revert``."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    message_id: str = Field(alias="messageID", pattern=r"^msg")
+    part_id: str | None = Field(default=None, alias="partID", pattern=r"^prt")
+
+
+@router.post("/session/{sessionID}/fork")
+async def fork_session(
+    request: Request, session_id: SessionIDParam, body: ForkBody | None = None
+) -> Response:
+    """Copy the session's messages (before ``messageID``) into a new session."""
+    body = body or ForkBody()
+    return JSONBytes(await _service(request).fork(session_id, body.message_id))
+
+
+@router.post("/session/{sessionID}/revert")
+async def revert_session(
+    request: Request, session_id: SessionIDParam, body: RevertBody
+) -> Response:
+    """Mark the session reverted to a message; a running turn is aborted first."""
+    return JSONBytes(await _service(request).revert(session_id, body.message_id, body.part_id))
+
+
+@router.post("/session/{sessionID}/unrevert")
+async def unrevert_session(request: Request, session_id: SessionIDParam) -> Response:
+    """Clear the revert mark."""
+    return JSONBytes(await _service(request).unrevert(session_id))
+
+
+@router.delete("/session/{sessionID}/message/{messageID}/part/{partID}")
+async def delete_part(
+    request: Request,
+    session_id: SessionIDParam,
+    message_id: Annotated[str, Path(alias="messageID", pattern=r"^msg")],
+    part_id: Annotated[str, Path(alias="partID", pattern=r"^prt")],
+) -> Response:
+    """Remove a part; 409 for an open tool part of a running turn (abort first)."""
+    await _service(request).delete_part(session_id, message_id, part_id)
+    return JSONBytes(True)
+
+
+@router.patch("/session/{sessionID}/message/{messageID}/part/{partID}")
+async def update_part(
+    request: Request,
+    session_id: SessionIDParam,
+    message_id: Annotated[str, Path(alias="messageID", pattern=r"^msg")],
+    part_id: Annotated[str, Path(alias="partID", pattern=r"^prt")],
+    body: dict[str, Any],
+) -> Response:
+    """Replace a part; 409 for an open tool part of a running turn (abort first)."""
+    part = await _service(request).update_part(session_id, message_id, part_id, body)
+    return JSONBytes(part)
