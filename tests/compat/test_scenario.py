@@ -50,7 +50,10 @@ def script(llm: ScriptedLLM, project: Path, *, ask: bool = True) -> None:
             },
         ),
         tool_turn("bash", {"command": "python3 app.py"}),
-        tool_turn("question", QUESTION),
+    ]
+    if ask:
+        turns.append(tool_turn("question", QUESTION))
+    turns += [
         tool_turn(
             "task", {"description": "Child check", "prompt": "run echo", "subagent_type": "general"}
         ),
@@ -58,9 +61,7 @@ def script(llm: ScriptedLLM, project: Path, *, ask: bool = True) -> None:
         text_turn("child finished"),  # the child's answer
         text_turn("all done: edited, ran, asked and delegated"),
     ]
-    llm.enqueue(
-        *(t for t in turns if ask or t.items[0] != tool_turn("question", QUESTION).items[0])
-    )
+    llm.enqueue(*turns)
 
 
 def check(server: RoostServer, project: Path, session_id: str, *, ask: bool = True) -> None:

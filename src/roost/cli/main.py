@@ -49,6 +49,12 @@ def serve(
         log_level=log_level.lower(),
         heartbeat_s=float(env.get("ROOST_HEARTBEAT_MS") or 10_000) / 1000,
     )
+    chaos_cut = env.get("ROOST_CHAOS_CUT")
+    if chaos_cut:
+        from roost.engine import chaos
+
+        point, _, skip = chaos_cut.partition(":")
+        chaos.arm(point, int(skip or 0))
     try:
         run_server(settings)
     except ConfigError as exc:
@@ -76,6 +82,32 @@ def run(
         " ".join(message), attach=attach, model=model, agent=agent, session_id=session, db=db
     )
     raise typer.Exit(code)
+
+
+@app.command()
+def doctor(
+    db: Annotated[Path | None, typer.Option(help="SQLite file (default: as roost serve).")] = None,
+    repair: Annotated[bool, typer.Option(help="Repair what can be repaired.")] = False,
+) -> None:
+    """Check the store's invariants offline (and repair them with --repair)."""
+    from roost.cli.doctor import run_doctor
+    from roost.cli.serve import resolve_db
+
+    raise typer.Exit(run_doctor(resolve_db(db, environment()), repair=repair))
+
+
+@app.command()
+def chaos(
+    db: Annotated[
+        Path | None, typer.Option(help="Scratch SQLite file (default: a temp dir).")
+    ] = None,
+    kills: Annotated[int, typer.Option(help="How many SIGKILLs to aim for.")] = 60,
+    workers: Annotated[int, typer.Option(help="Servers killed in parallel.")] = 1,
+) -> None:
+    """Crash harness: SIGKILL a real roost serve at named cut points, restart, check."""
+    from roost.cli.chaos import run_chaos
+
+    raise typer.Exit(run_chaos(db, kills=kills, workers=workers))
 
 
 @app.command()

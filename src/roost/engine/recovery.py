@@ -34,6 +34,7 @@ import anyio.to_thread
 import orjson
 from sqlalchemy import Connection, select
 
+from roost.engine import chaos
 from roost.engine.owner import is_provably_dead, same_host
 from roost.model import event as ev
 from roost.model import message as msg
@@ -170,6 +171,7 @@ async def recover_run(
     outcome = await db.write(write)
     if outcome is None:
         return None
+    chaos.cut("mid-recovery")
     resumed, groups = outcome
     killed = 0
     for group in groups:
@@ -196,7 +198,11 @@ def _forget(group: processes.ProcessRow) -> Any:
 async def recover_orphaned_runs(
     db: Database, *, owner: str, ttl_ms: int, max_recoveries: int, startup: bool
 ) -> list[Recovered]:
-    """Recover every orphaned run; returns what was done, one entry per run."""
+    """Recover every orphaned run; returns what was done, one entry per run.
+
+    At start-up it also sweeps process groups recorded by owners that are provably dead (a
+    crash between a recovery's commit and its kills would otherwise leave them running).
+    """
     orphans = await db.read(lambda c: _orphans(c, owner, startup))
     done = []
     for session_id, run_id in orphans:
@@ -205,7 +211,22 @@ async def recover_orphaned_runs(
         )
         if result is not None:
             done.append(result)
+    if startup:
+        await sweep_processes(db, owner)
     return done
+
+
+async def sweep_processes(db: Database, owner: str) -> int:
+    """Kill and forget process groups whose recording owner is dead; returns how many."""
+    rows = await db.read(processes.all_rows)
+    killed = 0
+    for group in rows:
+        if group.owner == owner or not is_provably_dead(group.owner):
+            continue
+        if await anyio.to_thread.run_sync(kill_group, group):
+            killed += 1
+        await db.write(_forget(group))
+    return killed
 
 
 def _start_ticks(pid: int) -> str | None:

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import orjson
 
+from roost.engine import chaos
 from roost.errors import NotFound
 from roost.ids import new_id
 from roost.model import event as ev
@@ -98,6 +99,8 @@ class RequestBroker:
                     body,
                 )
             )
+            if kind == "question":
+                chaos.cut("question-wait")
             if deadline_s is None:
                 return await fut
             try:

@@ -24,7 +24,7 @@ from roost.agent.loop import RetryPolicy, TurnOptions, run_turn
 from roost.agent.providers.base import ModelRequest
 from roost.agent.providers.registry import ProviderRegistry
 from roost.agent.tools.base import SubtaskResult, Tool
-from roost.engine import permissions
+from roost.engine import chaos, permissions
 from roost.engine.heartbeat import Heartbeat
 from roost.engine.owner import this_owner
 from roost.engine.recovery import recover_orphaned_runs
@@ -186,6 +186,7 @@ class RunManager:
             return False
         active.stop_reason = active.stop_reason or reason
         active.task.cancel()
+        chaos.cut("during-abort")
         await asyncio.wait({active.task})
         return True
 
@@ -392,6 +393,7 @@ class RunManager:
                 tx.conn, self.owner, pgid, run.id, run.session_id, call_id, ticks
             )
         )
+        chaos.cut("mid-tool")
 
     async def _forget_process(self, pgid: int) -> None:
         await self._db.write(lambda tx: processes.forget(tx.conn, self.owner, pgid))

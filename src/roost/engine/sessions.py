@@ -19,6 +19,7 @@ from roost.agent.catalog import Catalog
 from roost.agent.loop import RetryPolicy
 from roost.agent.providers.registry import ProviderRegistry
 from roost.agent.tools.base import SubtaskResult, Tool, ToolError
+from roost.engine import chaos
 from roost.engine.admission import Admitted, PromptInput, admit_prompt
 from roost.engine.broadcaster import Broadcaster, Subscription
 from roost.engine.requests import RequestBroker
@@ -466,6 +467,7 @@ class SessionService:
         """Admit a prompt durably and schedule its run; see ``admission``."""
         await self._apply_revert(session_id)
         admitted = await admit_prompt(self.db, self.catalog, session_id, prompt)
+        chaos.cut("after-admission")
         if admitted.run_id is not None:
             self.runs.kick(session_id)
         return admitted

@@ -28,6 +28,7 @@ from typing import Any
 
 from roost.agent.providers.base import ToolCallRequest, Usage
 from roost.agent.tools.base import ToolResult
+from roost.engine import chaos
 from roost.ids import new_message_id, new_part_id
 from roost.model import event as ev
 from roost.model import message as msg
@@ -320,6 +321,8 @@ class TurnWriter:
                     leases.set_status(tx.conn, sid, generation, status)
 
             await self._db.write(commit)
+            if any(type_ == ev.PART_DELTA for type_, _ in events):
+                chaos.cut("mid-stream")
 
     async def append(self, type_: str, properties: dict[str, Any]) -> None:
         """Commit one more event of this session, in order with the turn's own."""
