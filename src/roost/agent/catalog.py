@@ -4,7 +4,8 @@ The configuration is OpenCode's (``Config`` schema in ``opencode-1.18.34-openapi
 ``provider`` entries with ``npm``, ``options.baseURL``, ``options.apiKey`` and ``models``; a
 default ``model`` as ``"providerID/modelID"``; and ``agent`` entries that refine the built-in
 agents. ``OPENAI_API_KEY`` (with ``OPENAI_BASE_URL``) adds an ``openai`` provider that accepts any
-model id. Reading the files is the CLI's job; this module only interprets the merged dict.
+model id, and ``ANTHROPIC_API_KEY`` (with ``ANTHROPIC_BASE_URL``) an ``anthropic`` one. Reading
+the files is the CLI's job; this module only interprets the merged dict.
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ def rules_from_config(value: Any) -> list[Rule]:
 
 
 OPENAI_COMPATIBLE_NPM: Final = frozenset({"@ai-sdk/openai-compatible", "@ai-sdk/openai"})
+ANTHROPIC_NPM: Final = "@ai-sdk/anthropic"
+_NPM_BY_PROVIDER_ID: Final = {"openai": "@ai-sdk/openai", "anthropic": ANTHROPIC_NPM}
+"""The package of providers whose config entry names none (OpenCode knows them by id)."""
 
 
 @dataclass(frozen=True)
@@ -215,10 +219,19 @@ def _providers(config: dict[str, Any], env: dict[str, str]) -> dict[str, Provide
             None,
             "OpenAI",
         )
+    if env.get("ANTHROPIC_API_KEY"):
+        out["anthropic"] = ProviderConfig(
+            "anthropic",
+            ANTHROPIC_NPM,
+            env.get("ANTHROPIC_BASE_URL"),
+            env["ANTHROPIC_API_KEY"],
+            None,
+            "Anthropic",
+        )
     for pid, entry in (config.get("provider") or {}).items():
         entry = entry or {}
         options = entry.get("options") or {}
-        npm = entry.get("npm") or ("@ai-sdk/openai" if pid == "openai" else "")
+        npm = entry.get("npm") or _NPM_BY_PROVIDER_ID.get(pid, "")
         models = entry.get("models")
         base = out.get(pid)
         out[pid] = ProviderConfig(

@@ -246,8 +246,11 @@ class RunManager:
                 if task.cancelled():
                     continue  # aborted: queued prompts run next (stop/hold end the loop)
                 if task.exception() is not None:
+                    # The turn could not even store its outcome (a failed write). If it never
+                    # started, its run is still queued and is tried again after a pause; if it
+                    # did, its lease expires and recovery finishes it.
                     log.error("turn %s ended without an outcome: %r", run.id, task.exception())
-                    return
+                    await asyncio.sleep(_RETRY_PAUSE_S)
         finally:
             if self._workers.get(session_id) is asyncio.current_task():
                 del self._workers[session_id]
@@ -424,6 +427,9 @@ class RunManager:
             tx.append(session_id, ev.SESSION_UPDATED, {"sessionID": session_id, "info": info})
 
         await self._db.write(write)
+
+
+_RETRY_PAUSE_S = 0.5
 
 
 def _start_ticks(pid: int) -> str | None:

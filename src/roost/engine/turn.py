@@ -320,7 +320,14 @@ class TurnWriter:
                 if status is not None:
                     leases.set_status(tx.conn, sid, generation, status)
 
-            await self._db.write(commit)
+            try:
+                await self._db.write(commit)
+            except Exception:
+                # Not committed: keep the events, so the turn's next commit (its outcome at
+                # the latest) stores them. (A cancelled caller is not a failure: the shielded
+                # write still commits.)
+                self._pending[:0] = events
+                raise
             if any(type_ == ev.PART_DELTA for type_, _ in events):
                 chaos.cut("mid-stream")
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import itertools
 import logging
 import queue
 import sqlite3
@@ -57,6 +58,8 @@ class _Command:
     future: asyncio.Future[Any] | concurrent.futures.Future[Any]
     loop: asyncio.AbstractEventLoop | None
     """None for commands from plain threads (``write_blocking``)."""
+    number: int = 0
+    """Position in submission order (fault injection names commands by it)."""
     result: Any = None
     error: BaseException | None = None
     events: list[StoredEvent] = field(default_factory=list)
@@ -150,6 +153,10 @@ class Database:
         self._closed = False
         self._read_limiter = anyio.CapacityLimiter(4)
         self.on_commit: OnCommit | None = None
+        self.fault: Callable[[int], None] | None = None
+        """Fault injection for tests: called with each command's number inside its
+        transaction; raising fails that command (and only it) as a real error would."""
+        self._numbers = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
@@ -188,7 +195,7 @@ class Database:
             raise StoreClosed("the store is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Command(fn=fn, future=future, loop=loop))
+        self._queue.put(_Command(fn=fn, future=future, loop=loop, number=next(self._numbers)))
         # Shielded: a cancelled caller does not un-commit; the write completes regardless.
         result: T = await asyncio.shield(future)
         return result
@@ -206,7 +213,7 @@ class Database:
         if self._closed:
             raise StoreClosed("the store is closed")
         fut: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self._queue.put(_Command(fn=fn, future=fut, loop=None))
+        self._queue.put(_Command(fn=fn, future=fut, loop=None, number=next(self._numbers)))
         return fut.result(timeout=timeout_s)
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
@@ -258,6 +265,7 @@ class Database:
             with conn.begin():
                 for cmd in group:
                     tx = Tx(conn)
+                    self._inject(cmd)
                     cmd.result = cmd.fn(tx)
                     cmd.events = tx.events
         except Exception as exc:
@@ -273,10 +281,15 @@ class Database:
         try:
             with conn.begin():
                 tx = Tx(conn)
+                self._inject(cmd)
                 cmd.result = cmd.fn(tx)
                 cmd.events = tx.events
         except Exception as exc:
             cmd.result, cmd.events, cmd.error = None, [], exc
+
+    def _inject(self, cmd: _Command) -> None:
+        if self.fault is not None:
+            self.fault(cmd.number)
 
     def _deliver(self, group: list[_Command]) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[_Command]] = {}

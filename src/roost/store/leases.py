@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, bindparam, delete, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from roost.errors import Conflict
@@ -68,9 +68,13 @@ def _lease(r: Any) -> Lease:
     )
 
 
+RELEASED = 0
+"""``expires_at_ms`` of a released lease: the row keeps the session's last generation."""
 _RUNNING = orjson.dumps({"type": "busy", "reason": "running"}).decode()
 _GET = select(run_lease).where(run_lease.c.session_id == bindparam("sid"))
-_CHECK = select(run_lease.c.generation).where(run_lease.c.session_id == bindparam("sid"))
+_CHECK = select(run_lease.c.generation, run_lease.c.expires_at_ms).where(
+    run_lease.c.session_id == bindparam("sid")
+)
 
 
 def get(conn: Connection, session_id: str) -> Lease | None:
@@ -125,8 +129,8 @@ def check(conn: Connection, session_id: str, generation: int) -> None:
     Raises:
         LeaseLost: It does not (released, or taken over by a newer generation).
     """
-    found = conn.execute(_CHECK, {"sid": session_id}).scalar()
-    if found != generation:
+    found = conn.execute(_CHECK, {"sid": session_id}).first()
+    if found is None or found.generation != generation or found.expires_at_ms == RELEASED:
         raise LeaseLost(session_id, generation)
 
 
@@ -140,16 +144,21 @@ def set_status(conn: Connection, session_id: str, generation: int, status: dict[
 
 
 def release(conn: Connection, session_id: str, generation: int) -> None:
-    """Give the lease up (only if it still carries ``generation``)."""
+    """Give the lease up (only if it still carries ``generation``).
+
+    The row stays, marked released (``expires_at_ms = 0``), so the next acquisition still gets
+    a higher generation and a straggling writer of this one stays fenced out.
+    """
     conn.execute(
-        delete(run_lease).where(
-            run_lease.c.session_id == session_id, run_lease.c.generation == generation
-        )
+        update(run_lease)
+        .where(run_lease.c.session_id == session_id, run_lease.c.generation == generation)
+        .values(expires_at_ms=RELEASED)
     )
 
 
 def renew(conn: Connection, owner: str, held: list[tuple[str, int]], ttl_ms: int) -> list[str]:
-    """Extend the owner's leases; returns the sessions whose lease was no longer theirs."""
+    """Extend the owner's leases; returns the sessions whose lease was no longer theirs
+    (taken over, or released)."""
     expires = now_ms() + ttl_ms
     lost = []
     for session_id, generation in held:
@@ -159,6 +168,7 @@ def renew(conn: Connection, owner: str, held: list[tuple[str, int]], ttl_ms: int
                 run_lease.c.session_id == session_id,
                 run_lease.c.generation == generation,
                 run_lease.c.owner == owner,
+                run_lease.c.expires_at_ms > RELEASED,
             )
             .values(expires_at_ms=expires)
         )
@@ -168,17 +178,20 @@ def renew(conn: Connection, owner: str, held: list[tuple[str, int]], ttl_ms: int
 
 
 def live(conn: Connection, at_ms: int | None = None) -> list[Lease]:
-    """Unexpired leases (uses ``ix_run_lease_expires``)."""
+    """Unexpired leases (a range of ``ix_run_lease_expires``)."""
     at = now_ms() if at_ms is None else at_ms
     rows = conn.execute(select(run_lease).where(run_lease.c.expires_at_ms > at))
     return [_lease(r) for r in rows]
 
 
 def expired(conn: Connection, at_ms: int | None = None) -> list[Lease]:
-    """Expired leases, oldest expiry first (uses ``ix_run_lease_expires``)."""
+    """Expired, not released leases, oldest expiry first (a range of
+    ``ix_run_lease_expires``)."""
     at = now_ms() if at_ms is None else at_ms
     rows = conn.execute(
-        select(run_lease).where(run_lease.c.expires_at_ms <= at).order_by(run_lease.c.expires_at_ms)
+        select(run_lease)
+        .where(run_lease.c.expires_at_ms > RELEASED, run_lease.c.expires_at_ms <= at)
+        .order_by(run_lease.c.expires_at_ms)
     )
     return [_lease(r) for r in rows]
 

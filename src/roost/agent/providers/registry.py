@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from roost.agent.catalog import OPENAI_COMPATIBLE_NPM, ProviderConfig
+from roost.agent.catalog import ANTHROPIC_NPM, OPENAI_COMPATIBLE_NPM, ProviderConfig
+from roost.agent.providers.anthropic import AnthropicProvider
 from roost.agent.providers.base import Provider
 from roost.agent.providers.openai_compat import OpenAICompatProvider
 from roost.errors import UnknownModel
@@ -12,7 +13,7 @@ class ProviderRegistry:
     """Owns one client per configured provider (so HTTP connections are reused)."""
 
     def __init__(self) -> None:
-        self._clients: dict[str, OpenAICompatProvider] = {}
+        self._clients: dict[str, OpenAICompatProvider | AnthropicProvider] = {}
 
     def get(self, config: ProviderConfig) -> Provider:
         """The client for ``config``.
@@ -22,9 +23,12 @@ class ProviderRegistry:
         """
         client = self._clients.get(config.id)
         if client is None:
-            if config.npm and config.npm not in OPENAI_COMPATIBLE_NPM:
+            if config.npm == ANTHROPIC_NPM:
+                client = AnthropicProvider(base_url=config.base_url, api_key=config.api_key)
+            elif config.npm and config.npm not in OPENAI_COMPATIBLE_NPM:
                 raise UnknownModel(config.id, "", f"unsupported provider package {config.npm}")
-            client = OpenAICompatProvider(base_url=config.base_url, api_key=config.api_key)
+            else:
+                client = OpenAICompatProvider(base_url=config.base_url, api_key=config.api_key)
             self._clients[config.id] = client
         return client
 
