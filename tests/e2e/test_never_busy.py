@@ -146,3 +146,25 @@ def test_deleting_a_session_while_bash_hangs_stops_the_process(
     wait_for(lambda: _dead(pid), timeout_s=5, what="the sleep killed")
     assert server.get(f"/session/{sid}").status_code == 404
     assert server.get("/session/status").json() == {}
+
+
+def test_a_prompt_queued_behind_an_aborted_turn_runs_next(
+    server: RoostServer, llm: ScriptedLLM
+) -> None:
+    sid, _ = _hang_question(server, llm)
+    queued = server.post(f"/session/{sid}/prompt_async", json=prompt_body("next one"))
+    assert queued.status_code == 204
+    llm.enqueue(text_turn("answered after the abort"))
+    assert server.post(f"/session/{sid}/abort").json() is True
+
+    def answered() -> list[dict[str, Any]] | None:
+        replies = [m for m in server.messages(sid) if m["info"]["role"] == "assistant"]
+        last = replies[-1] if replies else None
+        done = last is not None and "completed" in last["info"]["time"] and len(replies) == 2
+        return replies if done else None
+
+    replies = wait_for(answered, what="the queued prompt answered")
+    assert replies[0]["info"]["error"]["name"] == "MessageAbortedError"
+    assert [p["text"] for p in replies[1]["parts"] if p["type"] == "text"] == [
+        "answered after the abort"
+    ]

@@ -203,7 +203,6 @@ async def _execute(command: str, cwd: Path, timeout_s: float, ctx: ToolContext) 
         if proc is None:
             os.close(read_fd)
     pgid = proc.pid  # start_new_session: the shell leads a new session and process group
-    await ctx.record_process(pgid)
 
     capture = _Capture(loop.create_future())
     pipe = os.fdopen(read_fd, "rb", buffering=0)
@@ -211,6 +210,9 @@ async def _execute(command: str, cwd: Path, timeout_s: float, ctx: ToolContext) 
     shell_exit = asyncio.ensure_future(proc.wait())
     timed_out = False
     try:
+        # Inside the try: an abort that lands while the group is being recorded must still
+        # kill it (the finally below), or the command would outlive its turn.
+        await ctx.record_process(pgid)
         transport, _ = await loop.connect_read_pipe(lambda: capture, pipe)
         published = -1
         try:
