@@ -9,6 +9,7 @@ remaining 14 characters are random base62. This mirrors OpenCode's ``Identifier`
 
 from __future__ import annotations
 
+import random
 import re
 import secrets
 import threading
@@ -46,6 +47,20 @@ def _stamp() -> int:
         return now_ms * 0x1000 + _counter
 
 
+_rng = random.Random(secrets.randbits(128))
+"""Ids need uniqueness, not secrecy: a PRNG seeded from the OS is much cheaper per id than a
+system call for every id."""
+
+
+def _random_tail() -> str:
+    value = _rng.getrandbits(84)  # 62**14 > 2**83: every 14-character tail is reachable
+    chars = []
+    for _ in range(_RANDOM_CHARS):
+        value, digit = divmod(value, 62)
+        chars.append(_BASE62[digit])
+    return "".join(chars)
+
+
 def new_id(prefix: Prefix, *, descending: bool = False) -> str:
     """Mint an id like ``msg_2021f9be9001w6T5xqJczuJlX9``.
 
@@ -57,12 +72,7 @@ def new_id(prefix: Prefix, *, descending: bool = False) -> str:
     if descending:
         stamp = ~stamp
     head = format(stamp & _MASK_48, "012x")
-    # One urandom read per id (not one per character); 248 = 62 * 4, so mapping a byte with a
-    # value below 248 onto 62 symbols is unbiased, and rejected bytes are simply skipped.
-    tail = "".join(_BASE62[b % 62] for b in secrets.token_bytes(_RANDOM_CHARS * 2) if b < 248)
-    while len(tail) < _RANDOM_CHARS:
-        tail += "".join(_BASE62[b % 62] for b in secrets.token_bytes(_RANDOM_CHARS) if b < 248)
-    tail = tail[:_RANDOM_CHARS]
+    tail = _random_tail()
     return f"{prefix}_{head}{tail}"
 
 

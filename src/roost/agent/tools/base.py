@@ -146,12 +146,20 @@ class Tool:
     read_only: ClassVar[bool] = False
 
     def parameters(self) -> dict[str, Any]:
-        """The JSON schema of the parameters (OpenAI ``function.parameters``)."""
-        schema = self.Params.model_json_schema()
-        schema.pop("title", None)
-        for prop in schema.get("properties", {}).values():
-            prop.pop("title", None)
-        return schema
+        """The JSON schema of the parameters (OpenAI ``function.parameters``).
+
+        Computed once per tool class: pydantic's schema generation costs milliseconds, and
+        every model request of every turn sends the tool definitions.
+        """
+        cls = type(self)
+        cached: dict[str, Any] | None = cls.__dict__.get("_parameters_cache")
+        if cached is None:
+            cached = self.Params.model_json_schema()
+            cached.pop("title", None)
+            for prop in cached.get("properties", {}).values():
+                prop.pop("title", None)
+            cls._parameters_cache = cached  # type: ignore[attr-defined]  # per-class memo
+        return cached
 
     def parse(self, arguments: dict[str, Any]) -> BaseModel:
         """Validate the model's arguments.
