@@ -1,4 +1,4 @@
-"""OpenCode's official JS SDK against a real Roost process."""
+"""OpenCode's official JS SDK (``@opencode-ai/sdk``) against a real Roost process."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from tests.support.server import RoostServer
 pytestmark = pytest.mark.compat
 
 
-def run_sdk(server: RoostServer, prompt: str, timeout_ms: int = 30000) -> dict[str, Any]:
+def run_sdk(server: RoostServer, prompt: str, timeout_ms: int = 20000) -> dict[str, Any]:
     """Run ``sdk_roundtrip.mjs`` against the server; returns its JSON summary."""
     require_node_modules()
     done = subprocess.run(
@@ -23,8 +23,9 @@ def run_sdk(server: RoostServer, prompt: str, timeout_ms: int = 30000) -> dict[s
         cwd=COMPAT_DIR,
         capture_output=True,
         text=True,
-        timeout=timeout_ms / 1000 + 30,
+        timeout=timeout_ms / 1000 + 10,
         check=False,
+        stdin=subprocess.DEVNULL,
     )
     assert done.returncode == 0, done.stderr + done.stdout
     summary: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -36,6 +37,7 @@ def test_js_sdk_creates_prompts_subscribes_and_lists_the_reply(
 ) -> None:
     llm.enqueue(text_turn("hello from roost via the sdk"))
     summary = run_sdk(server, "say hello")
+    assert summary["sessionID"].startswith("ses_")
     assert summary["roles"] == ["user", "assistant"]
     assert summary["text"] == "hello from roost via the sdk"
     assert summary["error"] is None
@@ -48,3 +50,15 @@ def test_js_sdk_creates_prompts_subscribes_and_lists_the_reply(
     ):
         assert event in summary["events"]
     assert server.messages(summary["sessionID"])[0]["parts"][0]["text"] == "say hello"
+    sent_to_model = llm.requests[-1]["messages"][-1]
+    assert sent_to_model["role"] == "user"
+    assert "say hello" in json.dumps(sent_to_model["content"])
+
+
+def test_js_sdk_parses_every_frame_including_server_connected(
+    server: RoostServer, llm: ScriptedLLM
+) -> None:
+    llm.enqueue(text_turn("every frame parses"))
+    summary = run_sdk(server, "hi")
+    assert summary["unparsed"] == 0
+    assert summary["connected"] is True

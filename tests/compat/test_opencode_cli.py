@@ -1,4 +1,9 @@
-"""OpenCode's own CLI (``opencode run --attach``) against a real Roost process."""
+"""OpenCode's own CLI (``opencode run --attach``) against a real Roost process.
+
+What the CLI calls (1.18.34): ``POST /session`` with a permission ruleset denying ``question``,
+``plan_enter`` and ``plan_exit``; ``GET /agent`` when ``--agent`` is given; ``GET /config``;
+``GET /event``; then ``POST /session/{id}/message``, whose reply ends the command.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +19,13 @@ from tests.support.server import MODEL_ID, PROVIDER_ID, RoostServer
 
 pytestmark = pytest.mark.compat
 
+_RUN_TIMEOUT_S = 60
+_CLOSED_REGISTRY = "http://127.0.0.1:9/"
+
 
 def opencode_env(home: Path) -> dict[str, str]:
-    """A private HOME, no update checks or downloads, npm and bun pointed at a closed port
-    (as ``../shared/bench/servers/opencode-serve.sh`` does)."""
+    """A private HOME and XDG dirs, no update checks or downloads, npm and bun pointed at a
+    closed port (as ``/work/shared/bench/servers/opencode-serve.sh`` does)."""
     return {
         **os.environ,
         "HOME": str(home),
@@ -31,16 +39,16 @@ def opencode_env(home: Path) -> dict[str, str]:
         "OPENCODE_DISABLE_LSP_DOWNLOAD": "1",
         "OPENCODE_DISABLE_SHARE": "1",
         "OPENCODE_DISABLE_CLAUDE_CODE": "1",
-        "NPM_CONFIG_REGISTRY": "http://127.0.0.1:9/",
-        "npm_config_registry": "http://127.0.0.1:9/",
-        "BUN_CONFIG_REGISTRY": "http://127.0.0.1:9/",
+        "NPM_CONFIG_REGISTRY": _CLOSED_REGISTRY,
+        "npm_config_registry": _CLOSED_REGISTRY,
+        "BUN_CONFIG_REGISTRY": _CLOSED_REGISTRY,
     }
 
 
 def opencode_run(
     server: RoostServer, tmp_path: Path, *args: str
 ) -> subprocess.CompletedProcess[str]:
-    """``opencode run --attach URL -m scripted/scripted-model ARGS…``."""
+    """``opencode run --attach URL -m scripted/scripted-model ARGS…`` in the project."""
     require_node_modules()
     home = tmp_path / "opencode-home"
     home.mkdir(exist_ok=True)
@@ -58,7 +66,7 @@ def opencode_run(
         env=opencode_env(home),
         capture_output=True,
         text=True,
-        timeout=90,
+        timeout=_RUN_TIMEOUT_S,
         check=False,
         stdin=subprocess.DEVNULL,
     )
@@ -73,15 +81,25 @@ def test_opencode_run_attach_prints_the_answer(
     assert "roost answers the opencode cli" in done.stdout
     sessions = server.get("/session").json()
     assert len(sessions) == 1
-    assert server.messages(sessions[0]["id"])[0]["parts"][0]["text"] == "hello"
+    # The CLI's own ruleset: a non-interactive run may not ask questions.
+    assert {"permission": "question", "action": "deny", "pattern": "*"} in sessions[0]["permission"]
+    user, assistant = server.messages(sessions[0]["id"])
+    assert user["parts"][0]["text"] == "hello"
+    assert user["info"]["model"] == {"providerID": PROVIDER_ID, "modelID": MODEL_ID}
+    assert assistant["info"]["time"]["completed"] >= assistant["info"]["time"]["created"]
 
 
+@pytest.mark.parametrize("agent", ["build", "plan"])
 def test_opencode_run_attach_with_an_agent(
-    server: RoostServer, llm: ScriptedLLM, tmp_path: Path
+    server: RoostServer, llm: ScriptedLLM, tmp_path: Path, agent: str
 ) -> None:
-    llm.enqueue(text_turn("planned by the plan agent"))
-    done = opencode_run(server, tmp_path, "--agent", "plan", "make a plan")
+    llm.enqueue(text_turn(f"answered by the {agent} agent"))
+    done = opencode_run(server, tmp_path, "--agent", agent, "hello")
     assert done.returncode == 0, done.stderr + done.stdout
-    assert "planned by the plan agent" in done.stdout
-    session = server.get("/session").json()[0]
-    assert server.messages(session["id"])[0]["info"]["agent"] == "plan"
+    assert f"answered by the {agent} agent" in done.stdout
+    # The CLI checks the agent against GET /agent and falls back (with a warning) if unknown.
+    assert "not found" not in done.stderr.lower()
+    (session,) = server.get("/session").json()
+    user, assistant = server.messages(session["id"])
+    assert user["info"]["agent"] == agent
+    assert assistant["info"]["agent"] == agent

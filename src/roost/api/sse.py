@@ -57,7 +57,7 @@ async def stream_events(
     ``server.heartbeat`` whenever ``heartbeat_s`` passes without one."""
     sub = service.subscribe()
     try:
-        yield ServerSentEvent(
+        yield _frame(
             data=wrap(orjson.dumps({"type": ev.SERVER_CONNECTED, "properties": {}}).decode())
         )
         if cursor is not None:

@@ -1,0 +1,107 @@
+"""Agent configuration through a real server: instructions, step limits, wait deadlines."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.scripted_llm import ScriptedLLM, text_turn, tool_turn
+from tests.support.server import RoostServer, project_config, prompt_body
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+def _server(project: Path, tmp_path: Path, llm: ScriptedLLM, **config: Any) -> RoostServer:
+    base = project_config(llm.base_url)
+    roost = config.pop("roost", None)
+    base.update(config)
+    (project / "opencode.json").write_text(json.dumps(base))
+    if roost is not None:
+        (project / "roost.json").write_text(json.dumps(roost))
+    return RoostServer(project, tmp_path / "cfg.db").start()
+
+
+@pytest.fixture
+def make_server(project: Path, tmp_path: Path, llm: ScriptedLLM) -> Iterator[Any]:
+    started: list[RoostServer] = []
+
+    def make(**config: Any) -> RoostServer:
+        srv = _server(project, tmp_path, llm, **config)
+        started.append(srv)
+        return srv
+
+    yield make
+    for srv in started:
+        srv.close()
+
+
+def test_agents_md_goes_into_the_system_prompt(
+    project: Path, make_server: Any, llm: ScriptedLLM
+) -> None:
+    (project / "AGENTS.md").write_text("Always answer in haiku.\n")
+    server = make_server()
+    server.prompt(server.create_session()["id"], "hi")
+    system = llm.requests[0]["messages"][0]
+    assert system["role"] == "system"
+    assert "Always answer in haiku." in system["content"]
+    assert "AGENTS.md" in system["content"]
+
+
+def test_the_step_limit_ends_a_turn_that_keeps_calling_tools(
+    make_server: Any, llm: ScriptedLLM
+) -> None:
+    server = make_server(agent={"build": {"steps": 2}})
+    llm.enqueue(tool_turn("todowrite", {"todos": []}), text_turn("out of steps, stopping"))
+    sid = server.create_session()["id"]
+    msgs = server.prompt(sid, "loop forever")
+    assert len(llm.requests) == 2
+    assert "tools" in llm.requests[0] and not llm.requests[1].get("tools")
+    assert "maximum number of steps" in llm.requests[1]["messages"][-1]["content"]
+    assert [p["text"] for p in msgs[-1]["parts"] if p["type"] == "text"] == [
+        "out of steps, stopping"
+    ]
+
+
+def test_a_question_deadline_answers_with_the_default(make_server: Any, llm: ScriptedLLM) -> None:
+    server = make_server(roost={"wait": {"question": {"timeoutMs": 300, "default": "first"}}})
+    question = {
+        "questions": [
+            {
+                "question": "Which?",
+                "header": "w",
+                "options": [
+                    {"label": "First", "description": "1"},
+                    {"label": "Second", "description": "2"},
+                ],
+            }
+        ]
+    }
+    llm.enqueue(tool_turn("question", question), text_turn("went with the default"))
+    sid = server.create_session()["id"]
+    assert server.post(f"/session/{sid}/prompt_async", json=prompt_body("ask")).status_code == 204
+    msgs = server.wait_idle(sid)
+    part = next(p for m in msgs for p in m["parts"] if p["type"] == "tool")
+    assert part["state"]["status"] == "completed"
+    assert '"Which?"="First"' in part["state"]["output"]
+    assert server.get("/question").json() == []
+
+
+def test_a_permission_deadline_rejects(make_server: Any, llm: ScriptedLLM, project: Path) -> None:
+    skill = project / ".opencode" / "skill" / "greet"
+    skill.mkdir(parents=True)
+    (skill / "SKILL.md").write_text("---\nname: greet\ndescription: d\n---\nHello.\n")
+    server = make_server(
+        permission={"skill": "ask"}, roost={"wait": {"permission": {"timeoutMs": 300}}}
+    )
+    llm.enqueue(tool_turn("skill", {"name": "greet"}), text_turn("no permission"))
+    sid = server.create_session()["id"]
+    assert server.post(f"/session/{sid}/prompt_async", json=prompt_body("go")).status_code == 204
+    msgs = server.wait_idle(sid)
+    part = next(p for m in msgs for p in m["parts"] if p["type"] == "tool")
+    assert part["state"]["status"] == "error"
+    assert wait_for(lambda: server.get("/permission").json() == [], what="list empty")
