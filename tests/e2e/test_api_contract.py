@@ -76,7 +76,7 @@ def test_bad_ids_are_400_never_500(server: RoostServer) -> None:
         response = server.get(path)
         assert response.status_code == 400, path
         body = response.json()
-        assert body["name"] == "BadRequest" and body["data"]["kind"] == "Path"
+        assert body["name"] == "BadRequest" and body["data"]["kind"] == "Params"
     assert server.get("/no/such/route").status_code == 404
 
 

@@ -70,7 +70,7 @@ def bad_request(message: str, kind: str) -> ORJSONResponse:
 
 
 def _location_kind(loc: tuple[Any, ...]) -> str:
-    return {"body": "Payload", "path": "Path", "query": "Query", "header": "Headers"}.get(
+    return {"body": "Payload", "path": "Params", "query": "Query", "header": "Headers"}.get(
         str(loc[0]) if loc else "", "Payload"
     )
 

@@ -1,0 +1,319 @@
+"""Sessions and messages over HTTP against a real server: shapes (checked against OpenCode's
+OpenAPI schemas), id order, parent/child trees, updates, deletion and the message routes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.events import EventCollector, Frame
+from tests.support.openapi import validate
+from tests.support.scripted_llm import ScriptedLLM, text_turn
+from tests.support.server import RoostServer, prompt_body
+
+pytestmark = pytest.mark.e2e
+
+MISSING_SESSION = "ses_doesnotexist000000000000"
+SESSION_ID = re.compile(r"^ses_[0-9a-f]{12}[0-9A-Za-z]{14}$")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _iso_ms(epoch_ms: int) -> str:
+    """JavaScript's ``Date.toISOString()``: ``2026-11-22T07:19:15.661Z``."""
+    stamp = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=epoch_ms)
+    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _valid_session(info: dict[str, Any]) -> dict[str, Any]:
+    validate(info, "Session")
+    return info
+
+
+def _valid_message(message: dict[str, Any]) -> dict[str, Any]:
+    """Check ``{info, parts}`` against ``UserMessage``/``AssistantMessage`` and ``Part``."""
+    assert set(message) == {"info", "parts"}
+    info = message["info"]
+    validate(info, "UserMessage" if info["role"] == "user" else "AssistantMessage")
+    for part in message["parts"]:
+        validate(part, "Part")
+        assert (part["sessionID"], part["messageID"]) == (info["sessionID"], info["id"])
+    return message
+
+
+def _assert_not_found(response: httpx.Response, message: str) -> None:
+    assert response.status_code == 404, response.text
+    body = response.json()
+    validate(body, "NotFoundError")
+    assert body == {"name": "NotFoundError", "data": {"message": message}}
+
+
+def _delete(server: RoostServer, path: str) -> httpx.Response:
+    return server.request("DELETE", path)
+
+
+def _patch(server: RoostServer, path: str, body: dict[str, Any]) -> httpx.Response:
+    return server.request("PATCH", path, json=body)
+
+
+def _texts(message: dict[str, Any]) -> list[str]:
+    return [p["text"] for p in message["parts"] if p["type"] == "text"]
+
+
+# -- sessions -------------------------------------------------------------------------------
+
+
+def test_created_session_has_a_ses_id_the_project_directory_ms_times_and_a_default_title(
+    server: RoostServer, project: Path
+) -> None:
+    before_ms = _now_ms()
+    session = _valid_session(server.create_session())
+    after_ms = _now_ms()
+
+    assert SESSION_ID.match(session["id"]), session["id"]
+    assert session["directory"] == str(project)
+    created = session["time"]["created"]
+    assert isinstance(created, int) and before_ms <= created <= after_ms
+    assert session["time"]["updated"] == created
+    assert session["title"] == f"New session - {_iso_ms(created)}"
+    assert "parentID" not in session
+    assert _valid_session(server.get(f"/session/{session['id']}").json()) == session
+
+
+def test_session_ids_sort_newest_first(server: RoostServer) -> None:
+    ids = [server.create_session()["id"] for _ in range(3)]
+    assert ids[2] < ids[1] < ids[0]
+
+
+def test_message_and_part_ids_sort_oldest_first(server: RoostServer, llm: ScriptedLLM) -> None:
+    llm.enqueue(text_turn("one"), text_turn("two"))
+    sid = server.create_session()["id"]
+    server.prompt(sid, "first")
+    messages = [_valid_message(m) for m in server.prompt(sid, "second")]
+
+    # Listed in the order they were written: each answer right after the prompt it answers.
+    assert [_texts(m) for m in messages] == [["first"], ["one"], ["second"], ["two"]]
+    infos = [m["info"] for m in messages]
+    assert [i.get("parentID") for i in infos[1::2]] == [i["id"] for i in infos[0::2]]
+    message_ids = [i["id"] for i in infos]
+    assert message_ids == sorted(set(message_ids))
+    part_ids = [p["id"] for m in messages for p in m["parts"]]
+    assert part_ids == sorted(set(part_ids))
+    assert [p["type"] for p in messages[1]["parts"]] == ["step-start", "text", "step-finish"]
+
+
+def test_session_list_shows_children_with_parent_id_and_roots_true_leaves_them_out(
+    server: RoostServer,
+) -> None:
+    parent = server.create_session(title="parent")["id"]
+    child = server.create_session(parentID=parent, title="child")["id"]
+    grandchild = server.create_session(parentID=child, title="grandchild")["id"]
+
+    listed = {s["id"]: _valid_session(s) for s in server.get("/session").json()}
+    assert set(listed) == {parent, child, grandchild}
+    assert "parentID" not in listed[parent]
+    assert listed[child]["parentID"] == parent
+    assert listed[grandchild]["parentID"] == child
+
+    roots = server.get("/session", params={"roots": "true"}).json()
+    assert [s["id"] for s in roots] == [parent]
+
+
+def test_children_route_lists_only_direct_children(server: RoostServer) -> None:
+    parent = server.create_session()["id"]
+    first = server.create_session(parentID=parent)["id"]
+    second = server.create_session(parentID=parent)["id"]
+    server.create_session(parentID=first)  # a grandchild is not a child
+
+    response = server.get(f"/session/{parent}/children")
+    assert response.status_code == 200, response.text
+    children = [_valid_session(s) for s in response.json()]
+    assert {c["id"] for c in children} == {first, second}
+    assert all(c["parentID"] == parent for c in children)
+    assert server.get(f"/session/{second}/children").json() == []
+    _assert_not_found(
+        server.get(f"/session/{MISSING_SESSION}/children"),
+        f"Session not found: {MISSING_SESSION}",
+    )
+
+
+def test_unknown_parent_id_is_a_400_and_creates_nothing(server: RoostServer) -> None:
+    response = server.post("/session", json={"parentID": MISSING_SESSION})
+    assert response.status_code == 400, response.text
+    body = response.json()
+    validate(body, "BadRequestError")
+    assert body["name"] == "BadRequest"
+    assert MISSING_SESSION in body["data"]["message"]
+    assert server.get("/session").json() == []
+
+
+def test_patching_the_title_emits_session_updated_and_get_shows_it(server: RoostServer) -> None:
+    session = server.create_session()
+    sid = session["id"]
+
+    def renamed(frames: list[Frame]) -> dict[str, Any] | None:
+        return next(
+            (
+                f["properties"]["info"]
+                for _, f in frames
+                if f["type"] == "session.updated"
+                and f["properties"].get("sessionID") == sid
+                and f["properties"]["info"]["title"] == "renamed"
+            ),
+            None,
+        )
+
+    with EventCollector(server.url) as events:
+        response = _patch(server, f"/session/{sid}", {"title": "renamed"})
+        assert response.status_code == 200, response.text
+        patched = _valid_session(response.json())
+        emitted = events.wait_until(renamed, what="session.updated with the new title")
+
+    assert patched["title"] == "renamed"
+    assert patched["time"]["updated"] >= session["time"]["updated"]
+    assert emitted == patched
+    assert _valid_session(server.get(f"/session/{sid}").json())["title"] == "renamed"
+
+
+def test_patching_time_archived_stores_it(server: RoostServer) -> None:
+    sid = server.create_session()["id"]
+    archived_ms = _now_ms()
+    response = _patch(server, f"/session/{sid}", {"time": {"archived": archived_ms}})
+    assert response.status_code == 200, response.text
+    assert _valid_session(response.json())["time"]["archived"] == archived_ms
+    stored = _valid_session(server.get(f"/session/{sid}").json())
+    assert stored["time"]["archived"] == archived_ms
+
+
+def test_deleted_session_answers_404_not_found_error(server: RoostServer) -> None:
+    sid = server.create_session()["id"]
+    kept = server.create_session()["id"]
+
+    response = _delete(server, f"/session/{sid}")
+    assert response.status_code == 200, response.text
+    assert response.json() is True
+
+    _assert_not_found(server.get(f"/session/{sid}"), f"Session not found: {sid}")
+    assert [s["id"] for s in server.get("/session").json()] == [kept]
+    _assert_not_found(_delete(server, f"/session/{sid}"), f"Session not found: {sid}")
+
+
+def test_deleting_a_parent_deletes_its_children(server: RoostServer) -> None:
+    parent = server.create_session()["id"]
+    child = server.create_session(parentID=parent)["id"]
+    grandchild = server.create_session(parentID=child)["id"]
+    other = server.create_session()["id"]
+
+    assert _delete(server, f"/session/{parent}").json() is True
+
+    for sid in (parent, child, grandchild):
+        _assert_not_found(server.get(f"/session/{sid}"), f"Session not found: {sid}")
+    assert [s["id"] for s in server.get("/session").json()] == [other]
+
+
+def test_session_status_is_empty_while_every_session_is_idle(
+    server: RoostServer, llm: ScriptedLLM
+) -> None:
+    assert server.get("/session/status").json() == {}
+    llm.enqueue(text_turn("done"))
+    sid = server.create_session()["id"]
+    server.prompt(sid, "hi")
+    response = server.get("/session/status")
+    assert response.status_code == 200
+    assert response.json() == {}
+
+
+# -- messages -------------------------------------------------------------------------------
+
+
+def test_message_list_after_a_prompt_holds_the_prompt_and_the_answer(
+    server: RoostServer, llm: ScriptedLLM
+) -> None:
+    llm.enqueue(text_turn("hello back"))
+    sid = server.create_session()["id"]
+    server.prompt(sid, "hello")
+
+    response = server.get(f"/session/{sid}/message")
+    assert response.status_code == 200, response.text
+    user, assistant = (_valid_message(m) for m in response.json())
+    assert user["info"]["role"] == "user" and _texts(user) == ["hello"]
+    assert assistant["info"]["role"] == "assistant" and _texts(assistant) == ["hello back"]
+    assert assistant["info"]["parentID"] == user["info"]["id"]
+    assert {user["info"]["sessionID"], assistant["info"]["sessionID"]} == {sid}
+
+
+def test_message_list_limit_returns_only_the_newest_messages(
+    server: RoostServer, llm: ScriptedLLM
+) -> None:
+    llm.enqueue(text_turn("one"), text_turn("two"))
+    sid = server.create_session()["id"]
+    server.prompt(sid, "first")
+    everything = server.prompt(sid, "second")
+
+    newest = server.get(f"/session/{sid}/message", params={"limit": 1}).json()
+    assert [_valid_message(m) for m in newest] == everything[-1:]
+    assert _texts(newest[0]) == ["two"]
+    two = server.get(f"/session/{sid}/message", params={"limit": 2}).json()
+    assert two == everything[-2:]
+
+
+def test_get_message_returns_that_message_with_its_parts(
+    server: RoostServer, llm: ScriptedLLM
+) -> None:
+    llm.enqueue(text_turn("answer"))
+    sid = server.create_session()["id"]
+    listed = server.prompt(sid, "question")
+
+    for message in listed:
+        mid = message["info"]["id"]
+        response = server.get(f"/session/{sid}/message/{mid}")
+        assert response.status_code == 200, response.text
+        assert _valid_message(response.json()) == message
+
+
+def test_deleted_message_answers_true_then_404(server: RoostServer, llm: ScriptedLLM) -> None:
+    llm.enqueue(text_turn("answer"))
+    sid = server.create_session()["id"]
+    user, assistant = server.prompt(sid, "question")
+    mid = user["info"]["id"]
+
+    response = _delete(server, f"/session/{sid}/message/{mid}")
+    assert response.status_code == 200, response.text
+    assert response.json() is True
+
+    _assert_not_found(server.get(f"/session/{sid}/message/{mid}"), f"Message not found: {mid}")
+    assert server.messages(sid) == [assistant]
+
+
+def test_messages_of_an_unknown_session_are_404(server: RoostServer) -> None:
+    expected = f"Session not found: {MISSING_SESSION}"
+    _assert_not_found(server.get(f"/session/{MISSING_SESSION}/message"), expected)
+    _assert_not_found(
+        server.get(f"/session/{MISSING_SESSION}/message/msg_doesnotexist000000000000"), expected
+    )
+    _assert_not_found(
+        server.post(f"/session/{MISSING_SESSION}/message", json=prompt_body("hi")), expected
+    )
+
+
+def test_no_reply_prompt_stores_only_the_user_message_and_asks_no_model(
+    server: RoostServer, llm: ScriptedLLM
+) -> None:
+    sid = server.create_session()["id"]
+    response = server.post(f"/session/{sid}/message", json={**prompt_body("note"), "noReply": True})
+    assert response.status_code == 200, response.text
+    body = _valid_message(response.json())
+    assert body["info"]["role"] == "user" and body["info"]["sessionID"] == sid
+    assert _texts(body) == ["note"]
+
+    assert server.messages(sid) == [body]
+    assert server.get("/session/status").json() == {}
+    assert llm.requests == []

@@ -1,0 +1,47 @@
+"""Validate JSON against a component schema of OpenCode's OpenAPI document.
+
+The document is ``/work/shared/reference/opencode-1.18.34-openapi.json`` (OpenAPI 3.1, whose
+schemas are JSON Schema 2020-12). ``validate(instance, "Session")`` checks ``instance`` against
+``#/components/schemas/Session``, resolving every ``$ref`` inside the same document.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+# jsonschema ships no type stubs, and types-jsonschema is not a dependency.
+from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+SPEC_PATH = Path("/work/shared/reference/opencode-1.18.34-openapi.json")
+_SPEC_URI = "urn:opencode-1.18.34-openapi"
+
+
+@cache
+def spec() -> dict[str, Any]:
+    """The OpenAPI document, parsed once."""
+    loaded: dict[str, Any] = json.loads(SPEC_PATH.read_text())
+    return loaded
+
+
+@cache
+def _validator(component: str) -> Draft202012Validator:
+    if component not in spec()["components"]["schemas"]:
+        raise KeyError(f"no schema #/components/schemas/{component} in {SPEC_PATH.name}")
+    resource = Resource.from_contents(spec(), default_specification=DRAFT202012)
+    registry: Registry[Any] = Registry().with_resource(_SPEC_URI, resource)
+    return Draft202012Validator(
+        {"$ref": f"{_SPEC_URI}#/components/schemas/{component}"}, registry=registry
+    )
+
+
+def validate(instance: Any, component: str) -> None:
+    """Raise ``jsonschema.ValidationError`` unless ``instance`` matches the named component.
+
+    For ``anyOf`` unions (``Message``, ``Part``) the error names the best-matching branch.
+    """
+    _validator(component).validate(instance)
