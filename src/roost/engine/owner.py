@@ -22,7 +22,8 @@ def _boot_id() -> str:
         return "unknown-boot"
 
 
-def _start_ticks(pid: int) -> str | None:
+def start_ticks(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot, or None when it does not exist."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -36,7 +37,7 @@ def _start_ticks(pid: int) -> str | None:
 def this_owner() -> str:
     """This process's owner id."""
     pid = os.getpid()
-    return f"{socket.gethostname()}/{_boot_id()}/{pid}/{_start_ticks(pid) or 0}"
+    return f"{socket.gethostname()}/{_boot_id()}/{pid}/{start_ticks(pid) or 0}"
 
 
 def is_provably_dead(owner: str) -> bool:
@@ -47,7 +48,7 @@ def is_provably_dead(owner: str) -> bool:
         return False
     if host != socket.gethostname() or boot != _boot_id():
         return False
-    return _start_ticks(int(pid_text)) != start
+    return start_ticks(int(pid_text)) != start
 
 
 def same_host(owner: str) -> bool:

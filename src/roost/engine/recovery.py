@@ -35,7 +35,7 @@ import orjson
 from sqlalchemy import Connection, select
 
 from roost.engine import chaos
-from roost.engine.owner import is_provably_dead, same_host
+from roost.engine.owner import is_provably_dead, same_host, start_ticks
 from roost.model import event as ev
 from roost.model import message as msg
 from roost.model.session import IDLE
@@ -229,15 +229,6 @@ async def sweep_processes(db: Database, owner: str) -> int:
     return killed
 
 
-def _start_ticks(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    return stat[stat.rindex(")") + 2 :].split()[19]
-
-
 def group_alive(pgid: int) -> bool:
     """Whether any process is still in the group."""
     try:
@@ -260,7 +251,7 @@ def kill_group(group: processes.ProcessRow) -> bool:
     """
     if not same_host(group.owner) or not group_alive(group.pgid):
         return False
-    leader = _start_ticks(group.pgid)
+    leader = start_ticks(group.pgid)
     if leader is not None and group.start_ticks is not None and leader != group.start_ticks:
         return False  # the pid was recycled by an unrelated process
     with contextlib.suppress(ProcessLookupError):

@@ -26,7 +26,7 @@ from roost.agent.providers.registry import ProviderRegistry
 from roost.agent.tools.base import SubtaskResult, Tool
 from roost.engine import chaos, permissions
 from roost.engine.heartbeat import Heartbeat
-from roost.engine.owner import this_owner
+from roost.engine.owner import start_ticks, this_owner
 from roost.engine.recovery import recover_orphaned_runs
 from roost.engine.requests import RequestBroker
 from roost.engine.tool_context import EngineToolContext, RunScope, WaitPolicy
@@ -390,7 +390,7 @@ class RunManager:
         await run_turn(provider, model_request, writer, options)
 
     async def _record_process(self, run: runs.RunRow, pgid: int, call_id: str) -> None:
-        ticks = _start_ticks(pgid)
+        ticks = start_ticks(pgid)
         await self._db.write(
             lambda tx: processes.record(
                 tx.conn, self.owner, pgid, run.id, run.session_id, call_id, ticks
@@ -430,16 +430,6 @@ class RunManager:
 
 
 _RETRY_PAUSE_S = 0.5
-
-
-def _start_ticks(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (``/proc/<pid>/stat`` field 22)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    return stat[stat.rindex(")") + 2 :].split()[19]
 
 
 def _running() -> dict[str, Any]:
