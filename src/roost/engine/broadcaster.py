@@ -8,7 +8,6 @@ event id and replays the gap from the log. Events arrive here in commit order, o
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 from roost.model.event import StoredEvent
 
@@ -48,13 +47,6 @@ class Subscription:
         except TimeoutError:
             return None
 
-    def get_nowait(self) -> StoredEvent | None:
-        """An already-queued event, or None."""
-        try:
-            return self._queue.get_nowait()
-        except asyncio.QueueEmpty:
-            return None
-
     def close(self) -> None:
         """Stop receiving; a pending ``get`` returns None."""
         if not self.closed:
@@ -68,10 +60,7 @@ class Broadcaster:
 
     def __init__(self, max_pending: int = _MAX_PENDING) -> None:
         self._subs: set[Subscription] = set()
-        self._listeners: list[Callable[[StoredEvent], None]] = []
         self._max_pending = max_pending
-        self.head_id = 0
-        """Global id of the newest event published (the SSE replay cursor's upper bound)."""
 
     def subscribe(self) -> Subscription:
         """A new subscription that receives every event published from now on."""
@@ -79,16 +68,9 @@ class Broadcaster:
         self._subs.add(sub)
         return sub
 
-    def add_listener(self, fn: Callable[[StoredEvent], None]) -> None:
-        """Call ``fn`` synchronously for every published event (engine bookkeeping)."""
-        self._listeners.append(fn)
-
     def publish(self, events: list[StoredEvent]) -> None:
         """Hand committed events to everyone; called by the store after each commit."""
         for event in events:
-            self.head_id = max(self.head_id, event.id)
-            for fn in self._listeners:
-                fn(event)
             for sub in list(self._subs):
                 sub._offer(event)
 

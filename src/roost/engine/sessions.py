@@ -90,7 +90,6 @@ class SessionService:
 
     async def start(self) -> None:
         """Recover orphaned runs, close requests nobody can answer, resume queued prompts."""
-        self.broadcaster.head_id = await self.db.read(_head_id)
         queued = await self.runs.start()
         # A request whose waiting tool call is gone (its run is not live) can never be
         # answered: close it, so the lists never show it.
@@ -612,12 +611,6 @@ class SessionService:
     async def events_after(self, after_id: int, *, limit: int = 1000) -> list[StoredEvent]:
         """Logged events with global id ``> after_id``, oldest first (replay)."""
         return await self.db.read(lambda c: read_events_after(c, after_id, limit=limit))
-
-
-def _head_id(conn: Any) -> int:
-    from roost.store.database import head_event_id
-
-    return head_event_id(conn)
 
 
 def _descendants(conn: Any, root: str) -> list[str]:

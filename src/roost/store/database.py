@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.pool import NullPool, QueuePool
 
 from roost.errors import StoreClosed
@@ -225,11 +225,6 @@ class Database:
 
         return await anyio.to_thread.run_sync(run, limiter=self._read_limiter)
 
-    def read_sync(self, fn: Callable[[Connection], T]) -> T:
-        """Like ``read`` but on the calling thread; for start-up and offline tools."""
-        with self._read_engine.connect() as conn, conn.begin():
-            return fn(conn)
-
     # -- the writer thread -------------------------------------------------------------
 
     def _writer_main(self) -> None:
@@ -331,8 +326,3 @@ class Database:
                 cmd.future.set_exception(cmd.error)
             else:
                 cmd.future.set_result(cmd.result)
-
-
-def head_event_id(conn: Connection) -> int:
-    """The newest event's global id, or 0 for an empty log."""
-    return int(conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM event")).scalar_one())

@@ -194,8 +194,3 @@ def expired(conn: Connection, at_ms: int | None = None) -> list[Lease]:
         .order_by(run_lease.c.expires_at_ms)
     )
     return [_lease(r) for r in rows]
-
-
-def all_leases(conn: Connection) -> list[Lease]:
-    """Every lease row (live and expired); the table holds at most one per session."""
-    return [_lease(r) for r in conn.execute(select(run_lease))]
