@@ -169,6 +169,46 @@ async def test_rejected_permission_runs_nothing(ctx: RecordingContext) -> None:
     assert ctx.recorded == []
 
 
+@dataclass
+class GatedRecordContext(RecordingContext):
+    """``record_process`` waits for ``release`` (a slow commit), or fails when ``fail`` is set."""
+
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    fail: bool = False
+
+    async def record_process(self, pgid: int) -> None:
+        await super().record_process(pgid)
+        if self.fail:
+            await asyncio.sleep(0.3)  # a slow commit that fails: time enough to run, ungated
+            raise RuntimeError("the store is down")
+        await self.release.wait()
+
+
+async def test_command_starts_only_once_its_group_is_recorded(tmp_path: Path) -> None:
+    ctx = GatedRecordContext(directory=tmp_path, output_dir=tmp_path)
+    marker = tmp_path / "ran"
+    call = asyncio.create_task(run_bash(ctx, command=f"touch {marker}; echo done"))
+    async with asyncio.timeout(5):
+        while not ctx.recorded:
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(0.3)  # ample time for bash to have run the command, were it not gated
+    assert not marker.exists()
+    ctx.release.set()
+    result = await asyncio.wait_for(call, 10)
+    assert marker.exists()
+    assert result.output == "done\n"
+    assert result.metadata["exit"] == 0
+
+
+async def test_command_never_runs_when_its_group_cannot_be_recorded(tmp_path: Path) -> None:
+    ctx = GatedRecordContext(directory=tmp_path, output_dir=tmp_path, fail=True)
+    marker = tmp_path / "ran"
+    with pytest.raises(RuntimeError, match="store is down"):
+        await run_bash(ctx, command=f"touch {marker}")
+    await wait_until_gone(group_exists, ctx.recorded[0])
+    assert not marker.exists()
+
+
 async def test_output_streams_before_the_command_ends(ctx: RecordingContext) -> None:
     call = asyncio.create_task(run_bash(ctx, command="echo a; sleep 0.5; echo b"))
 

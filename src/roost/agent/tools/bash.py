@@ -184,22 +184,28 @@ async def _execute(command: str, cwd: Path, timeout_s: float, ctx: ToolContext) 
     """Run ``command`` in its own process group until it exits or ``timeout_s`` passes."""
     loop = asyncio.get_running_loop()
     read_fd, write_fd = os.pipe()
+    gate_r, gate_w = os.pipe()
     proc: asyncio.subprocess.Process | None = None
     try:
         proc = await asyncio.create_subprocess_exec(
             SHELL,
             "-c",
+            _gated(gate_r),
+            SHELL,
             command,
             cwd=cwd,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=write_fd,
             stderr=write_fd,
             start_new_session=True,
+            pass_fds=(gate_r,),
         )
     except OSError as exc:
+        os.close(gate_w)
         raise ToolError(f"Could not start {SHELL}: {exc}") from exc
     finally:
         os.close(write_fd)  # the children hold their copies; EOF comes when they all close
+        os.close(gate_r)
         if proc is None:
             os.close(read_fd)
     pgid = proc.pid  # start_new_session: the shell leads a new session and process group
@@ -212,7 +218,11 @@ async def _execute(command: str, cwd: Path, timeout_s: float, ctx: ToolContext) 
     try:
         # Inside the try: an abort that lands while the group is being recorded must still
         # kill it (the finally below), or the command would outlive its turn.
-        await ctx.record_process(pgid)
+        try:
+            await ctx.record_process(pgid)
+            os.write(gate_w, b"go\n")  # recorded durably: the command may start
+        finally:
+            os.close(gate_w)  # unopened, the gate tells the shell to exit without running it
         transport, _ = await loop.connect_read_pipe(lambda: capture, pipe)
         published = -1
         try:
@@ -245,6 +255,19 @@ async def _execute(command: str, cwd: Path, timeout_s: float, ctx: ToolContext) 
     returncode = proc.returncode
     exit_code = returncode if returncode is not None and returncode >= 0 else None
     return _Outcome(text=capture.text(), exit_code=exit_code, timed_out=timed_out)
+
+
+def _gated(gate_fd: int) -> str:
+    """The script of the group's first shell: wait at the gate, then become ``bash -c CMD``.
+
+    The group is recorded (``ToolContext.record_process``) before its command runs: the shell
+    waits for a line on ``gate_fd``, which the server writes only once the record committed.
+    If the server dies before that, the pipe closes, ``read`` fails and nothing runs; so after
+    a crash every process a command started belongs to a recorded group that recovery kills.
+    ``exec`` keeps the pid (the group leader), and the command runs exactly as
+    ``bash -c CMD`` would, with ``$0`` the shell.
+    """
+    return f'IFS= read -r -u {gate_fd} _ || exit 125; exec {gate_fd}<&-; exec "$0" -c "$1"'
 
 
 async def _terminate_group(pgid: int) -> None:
