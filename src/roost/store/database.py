@@ -8,8 +8,8 @@ group raises, the group is rolled back and each of its commands is retried in a 
 own, so one bad command fails alone. Commands must therefore have no effects outside the
 database; they append events through ``Tx`` and return plain values.
 
-Reads use a small pool of other connections from worker threads (``Database.read``); in WAL mode
-they see the last committed state and never block the writer.
+Reads run on a few reader threads, each owning one connection for its lifetime
+(``Database.read``); in WAL mode they see the last committed state and never block the writer.
 
 Only SQLite is built so far; the dialect-specific pieces (pragmas, ``BEGIN IMMEDIATE``) are
 confined to this module so PostgreSQL can be added behind the same interface.
@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 import anyio
 import anyio.to_thread
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.pool import NullPool, QueuePool
+from sqlalchemy.pool import NullPool
 
 from roost.errors import StoreClosed
 from roost.model.event import StoredEvent
@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 
 HEAD_REVISION = "0003"
 """The newest migration; checked cheaply at start so Alembic is imported only when needed."""
+
+_READERS = 4
+"""Reader threads, each with its own connection."""
 
 _MAX_GROUP = 256
 """Most commands folded into one transaction (bounds the work redone when one fails)."""
@@ -65,6 +68,27 @@ class _Command:
     events: list[StoredEvent] = field(default_factory=list)
 
 
+@dataclass
+class _Read:
+    fn: Callable[[Connection], Any]
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+
+    def deliver(self, result: Any, error: BaseException | None) -> None:
+        """Hand the outcome to the caller's loop (nothing if the caller gave up)."""
+
+        def resolve() -> None:
+            if self.future.done():
+                return
+            if error is not None:
+                self.future.set_exception(error)
+            else:
+                self.future.set_result(result)
+
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            self.loop.call_soon_threadsafe(resolve)
+
+
 def _configure_sqlite(engine: Engine, *, synchronous: str, writer: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
@@ -80,10 +104,16 @@ def _configure_sqlite(engine: Engine, *, synchronous: str, writer: bool) -> None
         cur.execute("PRAGMA foreign_keys=OFF")
         cur.close()
 
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        # Readers take a deferred (shared) snapshot; only the writer takes the write lock.
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+    # Readers take a deferred (shared) snapshot; only the writer takes the write lock. This is
+    # the dialect's ``do_begin`` rather than a "begin" event listener: any connection event
+    # listener makes every statement dispatch (empty) execute events, which costs more here
+    # than the statement.
+    begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
+
+    def do_begin(dbapi_conn: Any) -> None:
+        dbapi_conn.execute(begin)
+
+    engine.dialect.do_begin = do_begin  # type: ignore[method-assign,assignment]
 
 
 def sqlite_url(path: Path) -> str:
@@ -145,13 +175,14 @@ class Database:
         self.synchronous = synchronous
         url = sqlite_url(path)
         self._write_engine = create_engine(url, poolclass=NullPool)
-        self._read_engine = create_engine(url, poolclass=QueuePool, pool_size=4, max_overflow=4)
+        self._read_engine = create_engine(url, poolclass=NullPool)
         _configure_sqlite(self._write_engine, synchronous=synchronous, writer=True)
         _configure_sqlite(self._read_engine, synchronous=synchronous, writer=False)
         self._queue: queue.SimpleQueue[_Command | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._closed = False
-        self._read_limiter = anyio.CapacityLimiter(4)
+        self._reads: queue.SimpleQueue[_Read | None] = queue.SimpleQueue()
+        self._readers: list[threading.Thread] = []
         self.on_commit: OnCommit | None = None
         self.fault: Callable[[int], None] | None = None
         """Fault injection for tests: called with each command's number inside its
@@ -168,6 +199,10 @@ class Database:
         db._loop = asyncio.get_running_loop()
         db._thread = threading.Thread(target=db._writer_main, name="roost-writer", daemon=True)
         db._thread.start()
+        for n in range(_READERS):
+            reader = threading.Thread(target=db._reader_main, name=f"roost-reader-{n}", daemon=True)
+            reader.start()
+            db._readers.append(reader)
         return db
 
     async def close(self) -> None:
@@ -176,8 +211,22 @@ class Database:
             return
         self._closed = True
         self._queue.put(None)
-        if self._thread is not None:
-            await anyio.to_thread.run_sync(self._thread.join)
+        for _ in self._readers:
+            self._reads.put(None)
+        threads = [t for t in (self._thread, *self._readers) if t is not None]
+
+        def join() -> None:
+            for thread in threads:
+                thread.join()
+
+        await anyio.to_thread.run_sync(join)
+        while True:  # reads still queued behind the stop markers fail rather than hang
+            try:
+                left = self._reads.get_nowait()
+            except queue.Empty:
+                break
+            if left is not None:
+                left.deliver(None, StoreClosed("the store is closed"))
         self._write_engine.dispose()
         self._read_engine.dispose()
 
@@ -196,9 +245,9 @@ class Database:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._queue.put(_Command(fn=fn, future=future, loop=loop, number=next(self._numbers)))
-        # Shielded: a cancelled caller does not un-commit; the write completes regardless.
-        result: T = await asyncio.shield(future)
-        return result
+        # A cancelled caller cancels only its future: the command is already queued, so the
+        # write still commits (and publishes its events); ``_resolve`` skips the done future.
+        return await future
 
     def write_blocking(self, fn: Callable[[Tx], T], timeout_s: float = 30.0) -> T:
         """Like ``write`` but from a plain thread (not the event loop); blocks until committed.
@@ -217,13 +266,31 @@ class Database:
         return fut.result(timeout=timeout_s)
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
-        """Run ``fn`` on a read connection in a worker thread (a consistent WAL snapshot)."""
+        """Run ``fn`` in a read transaction on a reader thread (a consistent WAL snapshot).
 
-        def run() -> T:
-            with self._read_engine.connect() as conn, conn.begin():
-                return fn(conn)
+        Raises:
+            StoreClosed: The database was closed.
+            Exception: Whatever ``fn`` raised.
+        """
+        if self._closed:
+            raise StoreClosed("the store is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._reads.put(_Read(fn, future, loop))
+        return await future
 
-        return await anyio.to_thread.run_sync(run, limiter=self._read_limiter)
+    # -- the reader threads ------------------------------------------------------------
+
+    def _reader_main(self) -> None:
+        with self._read_engine.connect() as conn:
+            while (read := self._reads.get()) is not None:
+                try:
+                    with conn.begin():
+                        result = read.fn(conn)
+                except BaseException as exc:  # delivered to the caller, like any result
+                    read.deliver(None, exc)
+                else:
+                    read.deliver(result, None)
 
     # -- the writer thread -------------------------------------------------------------
 
@@ -315,9 +382,9 @@ class Database:
                 log.exception("on_commit subscriber failed")
 
     def _resolve(self, cmds: list[_Command]) -> None:
-        events = [e for cmd in cmds for e in cmd.events]
-        if events:
-            self._publish(events)
+        # Writers are woken before the subscribers: both are only scheduled here, so a request
+        # waiting on its commit answers before the SSE streams send that commit's events. Every
+        # event is still published before any writer resumes.
         for cmd in cmds:
             assert isinstance(cmd.future, asyncio.Future)
             if cmd.future.done():
@@ -326,3 +393,6 @@ class Database:
                 cmd.future.set_exception(cmd.error)
             else:
                 cmd.future.set_result(cmd.result)
+        events = [e for cmd in cmds for e in cmd.events]
+        if events:
+            self._publish(events)

@@ -17,17 +17,19 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 
 from roost.model.event import StoredEvent
 from roost.store import projector
+from roost.store.prepared import Prepared
 from roost.store.schema import event, session_head
 
-# Statements are built once: constructing them per call costs more than executing them.
-_INSERT_EVENT = insert(event).returning(event.c.id)
-_BUMP_SEQ = (
+_INSERT_EVENT = Prepared(
+    insert(event).returning(event.c.id), keys=("session_id", "seq", "type", "data", "time_ms")
+)
+_BUMP_SEQ = Prepared(
     update(session_head)
     .where(session_head.c.session_id == bindparam("sid"))
     .values(last_seq=session_head.c.last_seq + 1)
     .returning(session_head.c.last_seq)
 )
-_INSERT_HEAD = insert(session_head)
+_INSERT_HEAD = Prepared(insert(session_head), keys=("session_id", "last_seq"))
 
 
 def now_ms() -> int:
@@ -53,8 +55,8 @@ class Tx:
         seq = self._next_seq(session_id)
         data = orjson.dumps(properties)
         at = now_ms()
-        event_id = self.conn.execute(
-            _INSERT_EVENT,
+        event_id = _INSERT_EVENT.scalar(
+            self.conn,
             {
                 "session_id": session_id,
                 "seq": seq,
@@ -62,17 +64,17 @@ class Tx:
                 "data": data.decode(),
                 "time_ms": at,
             },
-        ).scalar_one()
+        )
         projector.apply(self.conn, type_, properties)
         stored = StoredEvent(event_id, session_id, seq, type_, properties, data, at)
         self.events.append(stored)
         return stored
 
     def _next_seq(self, session_id: str) -> int:
-        bumped = self.conn.execute(_BUMP_SEQ, {"sid": session_id}).scalar_one_or_none()
+        bumped = _BUMP_SEQ.scalar(self.conn, {"sid": session_id})
         if bumped is not None:
             return int(bumped)
-        self.conn.execute(_INSERT_HEAD, {"session_id": session_id, "last_seq": 1})
+        _INSERT_HEAD.execute(self.conn, {"session_id": session_id, "last_seq": 1})
         return 1
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from roost.errors import Conflict
 from roost.store.event_log import now_ms
+from roost.store.prepared import Prepared
 from roost.store.schema import run_lease
 
 
@@ -71,16 +72,43 @@ def _lease(r: Any) -> Lease:
 RELEASED = 0
 """``expires_at_ms`` of a released lease: the row keeps the session's last generation."""
 _RUNNING = orjson.dumps({"type": "busy", "reason": "running"}).decode()
-_GET = select(run_lease).where(run_lease.c.session_id == bindparam("sid"))
-_CHECK = select(run_lease.c.generation, run_lease.c.expires_at_ms).where(
-    run_lease.c.session_id == bindparam("sid")
+_COLUMNS = (
+    run_lease.c.session_id,
+    run_lease.c.run_id,
+    run_lease.c.owner,
+    run_lease.c.generation,
+    run_lease.c.expires_at_ms,
+    run_lease.c.status,
+)
+_GET = Prepared(select(*_COLUMNS).where(run_lease.c.session_id == bindparam("sid")))
+_CHECK = Prepared(
+    select(run_lease.c.generation, run_lease.c.expires_at_ms).where(
+        run_lease.c.session_id == bindparam("sid")
+    )
+)
+_FENCED = (run_lease.c.session_id == bindparam("sid")) & (
+    run_lease.c.generation == bindparam("generation")
+)
+_SET_STATUS = Prepared(update(run_lease).where(_FENCED).values(status=bindparam("status")))
+_RELEASE = Prepared(update(run_lease).where(_FENCED).values(expires_at_ms=RELEASED))
+_UPSERT_STMT = sqlite_insert(run_lease)
+_UPSERT = Prepared(
+    _UPSERT_STMT.on_conflict_do_update(
+        index_elements=[run_lease.c.session_id],
+        set_={
+            c.name: _UPSERT_STMT.excluded[c.name]
+            for c in run_lease.columns
+            if c.name != "session_id"
+        },
+    ),
+    keys=[c.name for c in run_lease.columns],
 )
 
 
 def get(conn: Connection, session_id: str) -> Lease | None:
     """The session's lease row (live or expired), or None."""
-    r = conn.execute(_GET, {"sid": session_id}).first()
-    return _lease(r) if r is not None else None
+    r = _GET.execute(conn, {"sid": session_id}).fetchone()
+    return Lease(r[0], r[1], r[2], r[3], r[4], orjson.loads(r[5])) if r is not None else None
 
 
 def acquire(
@@ -113,13 +141,7 @@ def acquire(
         "expires_at_ms": at + ttl_ms,
         "status": _RUNNING,
     }
-    stmt = sqlite_insert(run_lease).values(row)
-    conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[run_lease.c.session_id],
-            set_={k: stmt.excluded[k] for k in row if k != "session_id"},
-        )
-    )
+    _UPSERT.execute(conn, row)
     return Lease(session_id, run_id, owner, generation, at + ttl_ms, orjson.loads(_RUNNING))
 
 
@@ -129,17 +151,16 @@ def check(conn: Connection, session_id: str, generation: int) -> None:
     Raises:
         LeaseLost: It does not (released, or taken over by a newer generation).
     """
-    found = conn.execute(_CHECK, {"sid": session_id}).first()
-    if found is None or found.generation != generation or found.expires_at_ms == RELEASED:
+    found = _CHECK.execute(conn, {"sid": session_id}).fetchone()
+    if found is None or found[0] != generation or found[1] == RELEASED:
         raise LeaseLost(session_id, generation)
 
 
 def set_status(conn: Connection, session_id: str, generation: int, status: dict[str, Any]) -> None:
     """Record the busy status shown for the session (fenced by generation)."""
-    conn.execute(
-        update(run_lease)
-        .where(run_lease.c.session_id == session_id, run_lease.c.generation == generation)
-        .values(status=orjson.dumps(status).decode())
+    _SET_STATUS.execute(
+        conn,
+        {"sid": session_id, "generation": generation, "status": orjson.dumps(status).decode()},
     )
 
 
@@ -149,11 +170,7 @@ def release(conn: Connection, session_id: str, generation: int) -> None:
     The row stays, marked released (``expires_at_ms = 0``), so the next acquisition still gets
     a higher generation and a straggling writer of this one stays fenced out.
     """
-    conn.execute(
-        update(run_lease)
-        .where(run_lease.c.session_id == session_id, run_lease.c.generation == generation)
-        .values(expires_at_ms=RELEASED)
-    )
+    _RELEASE.execute(conn, {"sid": session_id, "generation": generation})
 
 
 def renew(conn: Connection, owner: str, held: list[tuple[str, int]], ttl_ms: int) -> list[str]:

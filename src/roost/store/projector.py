@@ -14,29 +14,38 @@ from sqlalchemy import Connection, bindparam, delete, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from roost.model import event as ev
+from roost.store.prepared import Prepared
 from roost.store.schema import event as event_table
 from roost.store.schema import message, part, request, session, todo
 
 
-def _upsert_statement(table: Any) -> Any:
+def _upsert_statement(table: Any) -> Prepared:
     stmt = sqlite_insert(table)
-    return stmt.on_conflict_do_update(
-        index_elements=[table.c.id],
-        set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name != "id"},
+    return Prepared(
+        stmt.on_conflict_do_update(
+            index_elements=[table.c.id],
+            set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name != "id"},
+        ),
+        keys=[c.name for c in table.columns],
     )
 
 
 # Built once: constructing statements per event costs more than executing them.
 _UPSERT = {t.name: _upsert_statement(t) for t in (session, message, part, request)}
-_UPSERT_TODO = sqlite_insert(todo).on_conflict_do_update(
-    index_elements=[todo.c.session_id], set_={"data": sqlite_insert(todo).excluded.data}
+_UPSERT_TODO = Prepared(
+    sqlite_insert(todo).on_conflict_do_update(
+        index_elements=[todo.c.session_id], set_={"data": sqlite_insert(todo).excluded.data}
+    ),
+    keys=("session_id", "data"),
 )
-_PART_DATA = select(part.c.data).where(part.c.id == bindparam("pid"))
-_SET_PART_DATA = update(part).where(part.c.id == bindparam("pid")).values(data=bindparam("data"))
+_PART_DATA = Prepared(select(part.c.data).where(part.c.id == bindparam("pid")))
+_SET_PART_DATA = Prepared(
+    update(part).where(part.c.id == bindparam("pid")).values(data=bindparam("data"))
+)
 
 
 def _upsert(conn: Connection, table: Any, row: dict[str, Any]) -> None:
-    conn.execute(_UPSERT[table.name], row)
+    _UPSERT[table.name].execute(conn, row)
 
 
 def _session_row(info: dict[str, Any]) -> dict[str, Any]:
@@ -105,16 +114,15 @@ def apply(conn: Connection, type_: str, props: dict[str, Any]) -> None:
     elif type_ == ev.QUESTION_REJECTED:
         _close_request(conn, props["requestID"], "rejected", None)
     elif type_ == ev.TODO_UPDATED:
-        conn.execute(
-            _UPSERT_TODO,
-            {"session_id": props["sessionID"], "data": orjson.dumps(props["todos"]).decode()},
+        _UPSERT_TODO.execute(
+            conn, {"session_id": props["sessionID"], "data": orjson.dumps(props["todos"]).decode()}
         )
 
 
 def _insert_request(conn: Connection, type_: str, props: dict[str, Any]) -> None:
     tool = props.get("tool") or {}
-    conn.execute(
-        _UPSERT["request"],
+    _UPSERT["request"].execute(
+        conn,
         {
             "id": props["id"],
             "kind": "permission" if type_ == ev.PERMISSION_ASKED else "question",
@@ -137,13 +145,13 @@ def _close_request(conn: Connection, request_id: str, status: str, reply: Any) -
 
 
 def _apply_delta(conn: Connection, props: dict[str, Any]) -> None:
-    row = conn.execute(_PART_DATA, {"pid": props["partID"]}).first()
-    if row is None:
+    found = _PART_DATA.scalar(conn, {"pid": props["partID"]})
+    if found is None:
         return  # the part was removed; a late delta changes nothing
-    data = orjson.loads(row.data)
+    data = orjson.loads(found)
     field = props["field"]
     data[field] = (data.get(field) or "") + props["delta"]
-    conn.execute(_SET_PART_DATA, {"pid": props["partID"], "data": orjson.dumps(data).decode()})
+    _SET_PART_DATA.execute(conn, {"pid": props["partID"], "data": orjson.dumps(data).decode()})
 
 
 def rebuild_projections(conn: Connection, *, batch: int = 2000) -> int:

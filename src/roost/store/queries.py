@@ -8,9 +8,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection, and_, bindparam, select
 
+from roost.store.prepared import Prepared
 from roost.store.schema import message, part, request, session, todo
+
+_SESSION_DATA = Prepared(select(session.c.data).where(session.c.id == bindparam("sid")))
+_MESSAGE_SESSION = Prepared(select(message.c.session_id).where(message.c.id == bindparam("mid")))
+_PART_EXISTS = Prepared(select(part.c.id).where(part.c.id == bindparam("pid")))
+_SESSION_MESSAGES = Prepared(
+    select(message.c.id, message.c.data)
+    .where(message.c.session_id == bindparam("sid"))
+    .order_by(message.c.id)
+)
+_SESSION_PARTS = Prepared(
+    select(part.c.message_id, part.c.data)
+    .where(part.c.session_id == bindparam("sid"))
+    .order_by(part.c.message_id, part.c.id)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +39,8 @@ class MessageRow:
 
 def get_session(conn: Connection, session_id: str) -> str | None:
     """The session's wire JSON, or None."""
-    return conn.execute(select(session.c.data).where(session.c.id == session_id)).scalar()
+    found: str | None = _SESSION_DATA.scalar(conn, {"sid": session_id})
+    return found
 
 
 def list_sessions(
@@ -85,6 +101,16 @@ def list_messages(
         limit: Only the newest ``limit`` messages (still returned oldest first).
         before: Only messages whose id sorts before this message id (paging backwards).
     """
+    if limit is None and not before:  # the whole session (every turn reads it): prepared
+        whole = _SESSION_MESSAGES.execute(conn, {"sid": session_id}).fetchall()
+        if not whole:
+            return []
+        by_message: dict[str, list[str]] = {mid: [] for mid, _ in whole}
+        for mid, data in _SESSION_PARTS.execute(conn, {"sid": session_id}):
+            found = by_message.get(mid)
+            if found is not None:
+                found.append(data)
+        return [MessageRow(mid, info, by_message[mid]) for mid, info in whole]
     cond = message.c.session_id == session_id
     if before:
         cond = and_(cond, message.c.id < before)
@@ -97,11 +123,11 @@ def list_messages(
     if not rows:
         return []
     parts_by_message: dict[str, list[str]] = {r.id: [] for r in rows}
-    pstmt = select(part.c.message_id, part.c.data).order_by(part.c.message_id, part.c.id)
-    if limit is None and before is None:
-        pstmt = pstmt.where(part.c.session_id == session_id)
-    else:
-        pstmt = pstmt.where(part.c.message_id.in_(list(parts_by_message)))
+    pstmt = (
+        select(part.c.message_id, part.c.data)
+        .where(part.c.message_id.in_(list(parts_by_message)))
+        .order_by(part.c.message_id, part.c.id)
+    )
     for p in conn.execute(pstmt):
         bucket = parts_by_message.get(p.message_id)
         if bucket is not None:
@@ -124,7 +150,16 @@ def get_message(conn: Connection, session_id: str, message_id: str) -> MessageRo
 
 def message_session(conn: Connection, message_id: str) -> str | None:
     """The session a message belongs to, or None when it does not exist."""
-    return conn.execute(select(message.c.session_id).where(message.c.id == message_id)).scalar()
+    found: str | None = _MESSAGE_SESSION.scalar(conn, {"mid": message_id})
+    return found
+
+
+def first_taken_part_id(conn: Connection, part_ids: list[str]) -> str | None:
+    """The first of ``part_ids`` that some stored part already has, or None."""
+    for pid in part_ids:
+        if _PART_EXISTS.scalar(conn, {"pid": pid}) is not None:
+            return pid
+    return None
 
 
 def part_ids(conn: Connection, message_id: str) -> list[str]:

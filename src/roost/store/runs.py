@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from roost.store.event_log import now_ms
+from roost.store.prepared import Prepared
 from roost.store.schema import run
 
 QUEUED: Final = "queued"
@@ -23,6 +24,35 @@ FAILED: Final = "failed"
 ABORTED: Final = "aborted"
 INTERRUPTED: Final = "interrupted"
 OPEN_STATUSES: Final = (QUEUED, RUNNING)
+
+_INSERT = Prepared(
+    insert(run),
+    keys=(
+        "id",
+        "session_id",
+        "message_id",
+        "status",
+        "request",
+        "assistant_message_id",
+        "time_created",
+        "time_updated",
+    ),
+)
+_STATUS = Prepared(select(run.c.status).where(run.c.id == bindparam("rid")))
+_SET_STATUS = Prepared(
+    update(run)
+    .where(run.c.id == bindparam("rid"))
+    .values(status=bindparam("status"), time_updated=bindparam("at"))
+)
+_SET_STATUS_AND_REPLY = Prepared(
+    update(run)
+    .where(run.c.id == bindparam("rid"))
+    .values(
+        status=bindparam("status"),
+        time_updated=bindparam("at"),
+        assistant_message_id=bindparam("reply"),
+    )
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +90,8 @@ def insert_run(
 ) -> None:
     """Record a queued run for an admitted user message."""
     at = now_ms()
-    conn.execute(
-        insert(run),
+    _INSERT.execute(
+        conn,
         {
             "id": run_id,
             "session_id": session_id,
@@ -79,10 +109,17 @@ def set_status(
     conn: Connection, run_id: str, status: str, *, assistant_message_id: str | None = None
 ) -> None:
     """Move a run to ``status`` (and remember its assistant message, when given)."""
-    values: dict[str, Any] = {"status": status, "time_updated": now_ms()}
-    if assistant_message_id is not None:
-        values["assistant_message_id"] = assistant_message_id
-    conn.execute(update(run).where(run.c.id == run_id).values(**values))
+    params = {"rid": run_id, "status": status, "at": now_ms()}
+    if assistant_message_id is None:
+        _SET_STATUS.execute(conn, params)
+    else:
+        _SET_STATUS_AND_REPLY.execute(conn, {**params, "reply": assistant_message_id})
+
+
+def status_of(conn: Connection, run_id: str) -> str | None:
+    """The run's status, or None when there is no such run."""
+    found: str | None = _STATUS.scalar(conn, {"rid": run_id})
+    return found
 
 
 def get_run(conn: Connection, run_id: str) -> RunRow | None:
