@@ -22,7 +22,6 @@ from roost.model import message as msg
 from roost.store import queries, runs
 from roost.store.database import Database
 from roost.store.event_log import Tx, now_ms
-from roost.store.schema import part as part_table
 
 
 @dataclass(frozen=True)
@@ -111,15 +110,14 @@ async def admit_prompt(
         ids = [p["id"] for p in parts]
         if len(set(ids)) != len(ids):
             raise InvalidInput("part ids must be unique", field="parts")
-        taken = tx.conn.execute(
-            part_table.select().with_only_columns(part_table.c.id).where(part_table.c.id.in_(ids))
-        ).first()
+        taken = queries.first_taken_part_id(tx.conn, ids)
         if taken is not None:
-            raise InvalidInput(f"part id {taken.id} is already used", field="parts")
+            raise InvalidInput(f"part id {taken} is already used", field="parts")
+        session = orjson.loads(session_json)
+        drop_reverted(tx, session_id, session)
         tx.append(session_id, ev.MESSAGE_UPDATED, {"sessionID": session_id, "info": info})
         for p in parts:
             tx.append(session_id, ev.PART_UPDATED, {"sessionID": session_id, "part": p})
-        session = orjson.loads(session_json)
         session["time"]["updated"] = created_ms
         tx.append(session_id, ev.SESSION_UPDATED, {"sessionID": session_id, "info": session})
         if run_id is not None:
@@ -127,3 +125,32 @@ async def admit_prompt(
         return Admitted(message_id, run_id, created=True)
 
     return await db.write(admit)
+
+
+def drop_reverted(tx: Tx, session_id: str, info: dict[str, Any]) -> None:
+    """Apply a pending revert mark before a new prompt (as OpenCode does).
+
+    Removes the messages (and parts) that ``Session.revert`` hid: everything from
+    ``revert.messageID`` on, or with ``revert.partID`` the parts of that message from that
+    part on. Pops ``revert`` from ``info`` (the session's wire JSON, as a dict); the caller
+    stores ``info`` with its own ``session.updated``. Does nothing without a mark.
+    """
+    mark = info.pop("revert", None)
+    if not mark:
+        return
+    for row in queries.list_messages(tx.conn, session_id):
+        if row.id < mark["messageID"]:
+            continue
+        for raw in row.parts:
+            pid = orjson.loads(raw)["id"]
+            if row.id == mark["messageID"] and mark.get("partID") and pid < mark["partID"]:
+                continue
+            tx.append(
+                session_id,
+                ev.PART_REMOVED,
+                {"sessionID": session_id, "messageID": row.id, "partID": pid},
+            )
+        if row.id != mark["messageID"] or not mark.get("partID"):
+            tx.append(
+                session_id, ev.MESSAGE_REMOVED, {"sessionID": session_id, "messageID": row.id}
+            )

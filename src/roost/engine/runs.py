@@ -226,16 +226,24 @@ class RunManager:
                 fut.set_result(None)
 
     async def _worker(self, session_id: str) -> None:
+        # The queued runs are read once and taken in order. They are read again only when the
+        # session was kicked meanwhile (a new admission, a recovery) or a turn ended abnormally:
+        # every way a run becomes queued kicks, so when nobody kicked, nothing new is queued.
+        # A run that stopped being queued after the read is skipped by ``_execute``.
+        queued: list[runs.RunRow] = []
+        stale = True
         try:
             while not self._stopping and session_id not in self._held:
-                self._kicked.discard(session_id)
-                open_runs = await self._db.read(lambda c: runs.open_runs(c, session_id))
-                queued = [r for r in open_runs if r.status == runs.QUEUED]
+                if stale or session_id in self._kicked:
+                    self._kicked.discard(session_id)
+                    open_runs = await self._db.read(lambda c: runs.open_runs(c, session_id))
+                    queued = [r for r in open_runs if r.status == runs.QUEUED]
+                    stale = False
                 if not queued:
                     if session_id in self._kicked:
                         continue
                     return
-                run = queued[0]
+                run = queued.pop(0)
                 task = asyncio.create_task(self._execute(run), name=f"turn:{run.id}")
                 self._active[session_id] = _Active(run, task, _running())
                 try:
@@ -244,8 +252,10 @@ class RunManager:
                     self._active.pop(session_id, None)
                     self._resolve_waiters(run.id)
                 if task.cancelled():
+                    stale = True
                     continue  # aborted: queued prompts run next (stop/hold end the loop)
                 if task.exception() is not None:
+                    stale = True
                     # The turn could not even store its outcome (a failed write). If it never
                     # started, its run is still queued and is tried again after a pause; if it
                     # did, its lease expires and recovery finishes it.
@@ -277,7 +287,9 @@ class RunManager:
             directory=self._directory,
         )
 
-        def begin(tx: Tx) -> int:
+        def begin(tx: Tx) -> int | None:
+            if runs.status_of(tx.conn, run.id) != runs.QUEUED:
+                return None  # deleted with its session, or taken by another worker
             lease = leases.acquire(tx.conn, sid, run.id, self.owner, self.lease_ttl_ms)
             runs.set_status(tx.conn, run.id, runs.RUNNING, assistant_message_id=assistant["id"])
             tx.append(sid, ev.SESSION_STATUS, {"sessionID": sid, "status": _running()})
@@ -285,6 +297,8 @@ class RunManager:
             return lease.generation
 
         generation = await self._db.write(begin)
+        if generation is None:
+            return
         if self._heartbeat is not None:
             self._heartbeat.hold(sid, generation)
         writer = TurnWriter(self._db, run, assistant, generation)

@@ -385,40 +385,6 @@ class SessionService:
 
         return await self.db.write(write)
 
-    async def _apply_revert(self, session_id: str) -> None:
-        """Before a prompt: drop the messages a pending revert mark hid, then clear it."""
-
-        def write(tx: Tx) -> None:
-            found = queries.get_session(tx.conn, session_id)
-            if found is None:
-                return
-            info = orjson.loads(found)
-            mark = info.get("revert")
-            if not mark:
-                return
-            for row in queries.list_messages(tx.conn, session_id):
-                if row.id < mark["messageID"]:
-                    continue
-                for raw in row.parts:
-                    pid = orjson.loads(raw)["id"]
-                    if row.id == mark["messageID"] and mark.get("partID") and pid < mark["partID"]:
-                        continue
-                    tx.append(
-                        session_id,
-                        ev.PART_REMOVED,
-                        {"sessionID": session_id, "messageID": row.id, "partID": pid},
-                    )
-                if row.id != mark["messageID"] or not mark.get("partID"):
-                    tx.append(
-                        session_id,
-                        ev.MESSAGE_REMOVED,
-                        {"sessionID": session_id, "messageID": row.id},
-                    )
-            info.pop("revert", None)
-            tx.append(session_id, ev.SESSION_UPDATED, {"sessionID": session_id, "info": info})
-
-        await self.db.write(write)
-
     async def fork(self, session_id: str, message_id: str | None = None) -> dict[str, Any]:
         """A new session with copies of the messages before ``message_id`` (all without it).
 
@@ -464,7 +430,6 @@ class SessionService:
 
     async def prompt_async(self, session_id: str, prompt: PromptInput) -> Admitted:
         """Admit a prompt durably and schedule its run; see ``admission``."""
-        await self._apply_revert(session_id)
         admitted = await admit_prompt(self.db, self.catalog, session_id, prompt)
         chaos.cut("after-admission")
         if admitted.run_id is not None:
