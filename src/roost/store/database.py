@@ -282,7 +282,14 @@ class Database:
     # -- the reader threads ------------------------------------------------------------
 
     def _reader_main(self) -> None:
-        with self._read_engine.connect() as conn:
+        try:
+            connection = self._read_engine.connect()
+        except Exception as exc:  # e.g. the file became unreadable: fail reads, don't hang them
+            log.exception("a reader could not open the database")
+            while (read := self._reads.get()) is not None:
+                read.deliver(None, exc)
+            return
+        with connection as conn:
             while (read := self._reads.get()) is not None:
                 try:
                     with conn.begin():

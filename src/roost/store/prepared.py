@@ -28,12 +28,16 @@ class _Compiled:
         assert isinstance(compiled, SQLCompiler)
         self.sql = compiled.string
         self.positional = bool(compiled.positional)
+        # ``bind_names``: each bind parameter -> the name it has in the SQL string.
+        in_sql = compiled.bind_names
         self.names: tuple[str, ...] = tuple(
-            compiled.positiontup if compiled.positional and compiled.positiontup else compiled.binds
+            compiled.positiontup
+            if compiled.positional and compiled.positiontup
+            else dict.fromkeys(in_sql.values())
         )
         # Binds the caller does not pass are literals of the statement (``last_seq + 1``).
         self.defaults = {
-            name: bind.value for name, bind in compiled.binds.items() if bind.value is not None
+            name: bind.value for bind, name in in_sql.items() if bind.value is not None
         }
 
     def args(self, params: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:

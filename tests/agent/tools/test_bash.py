@@ -174,10 +174,12 @@ class GatedRecordContext(RecordingContext):
     """``record_process`` waits for ``release`` (a slow commit), or fails when ``fail`` is set."""
 
     release: asyncio.Event = field(default_factory=asyncio.Event)
+    recording: asyncio.Event = field(default_factory=asyncio.Event)
     fail: bool = False
 
     async def record_process(self, pgid: int) -> None:
         await super().record_process(pgid)
+        self.recording.set()
         if self.fail:
             await asyncio.sleep(0.3)  # a slow commit that fails: time enough to run, ungated
             raise RuntimeError("the store is down")
@@ -188,9 +190,7 @@ async def test_command_starts_only_once_its_group_is_recorded(tmp_path: Path) ->
     ctx = GatedRecordContext(directory=tmp_path, output_dir=tmp_path)
     marker = tmp_path / "ran"
     call = asyncio.create_task(run_bash(ctx, command=f"touch {marker}; echo done"))
-    async with asyncio.timeout(5):
-        while not ctx.recorded:
-            await asyncio.sleep(0.01)
+    await asyncio.wait_for(ctx.recording.wait(), 5)
     await asyncio.sleep(0.3)  # ample time for bash to have run the command, were it not gated
     assert not marker.exists()
     ctx.release.set()

@@ -1,0 +1,71 @@
+"""Reads: reader threads with their own connections, consistent snapshots, errors, close."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Connection, text
+
+from roost.errors import StoreClosed
+from roost.store.database import Database
+from roost.store.event_log import Tx
+
+pytestmark = pytest.mark.anyio
+
+
+def _append(tx: Tx) -> None:
+    tx.append("ses_a", "session.status", {"sessionID": "ses_a", "status": {"type": "busy"}})
+
+
+def _count(conn: Connection) -> int:
+    return int(conn.execute(text("SELECT count(*) FROM event")).scalar_one())
+
+
+async def test_a_read_sees_every_write_committed_before_it(db: Database) -> None:
+    for expected in range(1, 6):
+        await db.write(_append)
+        assert await db.read(_count) == expected
+
+
+async def test_one_read_is_one_snapshot_even_while_the_writer_commits(db: Database) -> None:
+    started, resume = threading.Event(), threading.Event()
+
+    def twice(conn: Connection) -> tuple[int, int]:
+        first = _count(conn)
+        started.set()
+        resume.wait(5)
+        return first, _count(conn)
+
+    reading = asyncio.ensure_future(db.read(twice))
+    await asyncio.to_thread(started.wait, 5)
+    await db.write(_append)  # commits between the read's two statements
+    resume.set()
+    first, second = await reading
+    assert first == second == 0
+    assert await db.read(_count) == 1
+
+
+async def test_more_concurrent_reads_than_readers_all_complete(db: Database) -> None:
+    await db.write(_append)
+    counts = await asyncio.wait_for(asyncio.gather(*(db.read(_count) for _ in range(50))), 10)
+    assert counts == [1] * 50
+
+
+async def test_a_failing_read_raises_its_error_and_the_reader_goes_on(db: Database) -> None:
+    def broken(conn: Connection) -> None:
+        conn.execute(text("SELECT * FROM no_such_table"))
+
+    for _ in range(6):  # more failures than reader threads
+        with pytest.raises(Exception, match="no_such_table"):
+            await db.read(broken)
+    assert await db.read(_count) == 0
+
+
+async def test_reads_after_close_raise_store_closed(tmp_path: Path) -> None:
+    db = await Database.open(tmp_path / "closed.db")
+    await db.close()
+    with pytest.raises(StoreClosed):
+        await db.read(_count)
