@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -74,6 +75,7 @@ class RequestBroker:
         *,
         deadline_s: float | None = None,
         default: Any = None,
+        fence: Callable[[Tx], None] | None = None,
     ) -> Reply:
         """Store a request and wait for its reply.
 
@@ -82,9 +84,13 @@ class RequestBroker:
                 ``QuestionRequest`` fields: ``sessionID``, ``tool``, …).
             deadline_s: Give up after this long: close the request and return ``default``
                 (or raise ``RequestClosed`` when ``default`` is None).
+            fence: Runs first in the transaction that stores the request; raising stores
+                nothing (a run passes its lease check, so a run that lost its lease cannot
+                leave a request behind).
 
         Raises:
             RequestClosed: The request was cancelled or timed out without a default.
+            Exception: Whatever ``fence`` raised (e.g. ``LeaseLost``).
         """
         request_id = new_id("per" if kind == "permission" else "que")
         body = {"id": request_id, **payload}
@@ -92,13 +98,17 @@ class RequestBroker:
         fut: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._waiters[request_id] = fut
         try:
-            await self._db.write(
-                lambda tx: tx.append(
+
+            def store(tx: Tx) -> None:
+                if fence is not None:
+                    fence(tx)
+                tx.append(
                     session_id,
                     ev.PERMISSION_ASKED if kind == "permission" else ev.QUESTION_ASKED,
                     body,
                 )
-            )
+
+            await self._db.write(store)
             if kind == "question":
                 chaos.cut("question-wait")
             if deadline_s is None:

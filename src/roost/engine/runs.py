@@ -380,7 +380,7 @@ class RunManager:
             broker=self._broker,
             writer=writer,
             set_status=lambda s: self._set_status(writer, s),
-            approve=lambda approved: self._approve(sid, approved),
+            approve=lambda approved: self._approve(sid, approved, writer.generation),
             run_subtask=self._subtask,
             waits=self._waits,
             record_process=lambda pgid, call_id: self._record_process(run, pgid, call_id),
@@ -429,10 +429,14 @@ class RunManager:
             *permissions.rules_from_config(session_info.get("permission")),
         ]
 
-    async def _approve(self, session_id: str, approved: list[permissions.Rule]) -> None:
-        """Store "always" approvals as session rules (``session.updated``)."""
+    async def _approve(
+        self, session_id: str, approved: list[permissions.Rule], generation: int
+    ) -> None:
+        """Store "always" approvals as session rules (``session.updated``), fenced by the
+        run's lease ``generation``."""
 
         def write(tx: Tx) -> None:
+            leases.check(tx.conn, session_id, generation)
             found = queries.get_session(tx.conn, session_id)
             if found is None:
                 return

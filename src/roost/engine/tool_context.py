@@ -20,6 +20,8 @@ from roost.engine.permissions import Rule, evaluate
 from roost.engine.requests import RequestBroker, RequestClosed
 from roost.engine.turn import TurnWriter
 from roost.model import event as ev
+from roost.store import leases
+from roost.store.event_log import Tx
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,7 @@ class EngineToolContext:
                 payload,
                 deadline_s=self._scope.waits.permission_s,
                 default="reject",
+                fence=self._fence,
             )
         except RequestClosed as exc:
             raise PermissionRejected(f"The permission request was closed: {exc.reason}") from exc
@@ -135,6 +138,10 @@ class EngineToolContext:
             ]
             self._scope.rules.extend(approved)
             await self._scope.approve(approved)
+
+    def _fence(self, tx: Tx) -> None:
+        """In a write made for this run: its lease must still hold (``leases.check``)."""
+        leases.check(tx.conn, self.session_id, self._scope.writer.generation)
 
     async def update(self, *, title: str | None = None, metadata: dict[str, Any]) -> None:
         """See ``ToolContext.update``."""
@@ -160,7 +167,7 @@ class EngineToolContext:
         await self._scope.set_status({"type": "busy", "reason": "question"})
         try:
             reply = await self._scope.broker.ask(
-                "question", payload, deadline_s=waits.question_s, default=default
+                "question", payload, deadline_s=waits.question_s, default=default, fence=self._fence
             )
         except RequestClosed as exc:
             raise ToolError(f"The question was closed without an answer: {exc.reason}") from exc
