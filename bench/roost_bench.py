@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import functools
+import importlib.util
 import json
 import math
 import os
@@ -45,6 +46,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Coroutine
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -70,6 +72,8 @@ IDLE_RSS_DELAY_S = 2.0
 STOP_TIMEOUT_S = 10.0
 """SIGTERM → exit, at most, before SIGKILL."""
 STORE_SESSION_ID = "ses_bench"
+STORE_LOOP = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+"""The event loop the store is measured on: the one ``roost serve`` runs on."""
 
 
 @dataclass(frozen=True)
@@ -526,6 +530,15 @@ def raw_sqlite_append(path: Path, sync: str, n: int) -> float:
         conn.close()
 
 
+def run_like_server(coro: Coroutine[Any, Any, float]) -> float:
+    """Run ``coro`` on the event loop ``roost serve`` uses: uvloop where it is installed."""
+    try:
+        import uvloop
+    except ImportError:  # as in ``roost.cli.serve.run_server``
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
 def measure_store(tmp: Path, sizes: Sizes) -> dict[str, Any]:
     """Events/s for the store (in a row and at once) and raw sqlite3, FULL and NORMAL."""
     n = sizes.store_events
@@ -534,8 +547,8 @@ def measure_store(tmp: Path, sizes: Sizes) -> dict[str, Any]:
         folder = tmp / f"store-{sync.lower()}"
         folder.mkdir()
         raw = raw_sqlite_append(folder / "raw.db", sync, n)
-        seq = asyncio.run(roost_append(folder / "seq.db", sync, n, concurrent=False))
-        conc = asyncio.run(roost_append(folder / "conc.db", sync, n, concurrent=True))
+        seq = run_like_server(roost_append(folder / "seq.db", sync, n, concurrent=False))
+        conc = run_like_server(roost_append(folder / "conc.db", sync, n, concurrent=True))
         key = sync.lower()
         metrics |= {
             f"store_{key}_raw_events_per_s": raw,
@@ -594,7 +607,7 @@ def render(metrics: dict[str, Any], sizes: Sizes, args: argparse.Namespace) -> s
             rows.append(
                 (
                     "7",
-                    f"store `Database.write`, synchronous={sync}, {what}",
+                    f"store `Database.write` ({STORE_LOOP}), synchronous={sync}, {what}",
                     f"{_rate(rate)} ({rate / raw:.2f}x raw)",
                 )
             )
