@@ -531,12 +531,12 @@ def raw_sqlite_append(path: Path, sync: str, n: int) -> float:
 
 
 def run_like_server(coro: Coroutine[Any, Any, float]) -> float:
-    """Run ``coro`` on the event loop ``roost serve`` uses: uvloop where it is installed."""
-    try:
+    """Run ``coro`` on ``STORE_LOOP``, the loop ``roost serve`` uses (``run_server``)."""
+    if STORE_LOOP == "uvloop":
         import uvloop
-    except ImportError:  # as in ``roost.cli.serve.run_server``
-        return asyncio.run(coro)
-    return uvloop.run(coro)
+
+        return uvloop.run(coro)
+    return asyncio.run(coro)
 
 
 def measure_store(tmp: Path, sizes: Sizes) -> dict[str, Any]:

@@ -16,11 +16,10 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, bindparam, select, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from roost.errors import Conflict
 from roost.store.event_log import now_ms
-from roost.store.prepared import Prepared
+from roost.store.prepared import Prepared, upsert
 from roost.store.schema import run_lease
 
 
@@ -64,9 +63,8 @@ class Lease:
 
 
 def _lease(r: Any) -> Lease:
-    return Lease(
-        r.session_id, r.run_id, r.owner, r.generation, r.expires_at_ms, orjson.loads(r.status)
-    )
+    """A row of ``select(*_COLUMNS)`` (a driver tuple or a Core row) as a ``Lease``."""
+    return Lease(r[0], r[1], r[2], r[3], r[4], orjson.loads(r[5]))
 
 
 RELEASED = 0
@@ -91,24 +89,13 @@ _FENCED = (run_lease.c.session_id == bindparam("sid")) & (
 )
 _SET_STATUS = Prepared(update(run_lease).where(_FENCED).values(status=bindparam("status")))
 _RELEASE = Prepared(update(run_lease).where(_FENCED).values(expires_at_ms=RELEASED))
-_UPSERT_STMT = sqlite_insert(run_lease)
-_UPSERT = Prepared(
-    _UPSERT_STMT.on_conflict_do_update(
-        index_elements=[run_lease.c.session_id],
-        set_={
-            c.name: _UPSERT_STMT.excluded[c.name]
-            for c in run_lease.columns
-            if c.name != "session_id"
-        },
-    ),
-    keys=[c.name for c in run_lease.columns],
-)
+_UPSERT = upsert(run_lease, run_lease.c.session_id)
 
 
 def get(conn: Connection, session_id: str) -> Lease | None:
     """The session's lease row (live or expired), or None."""
     r = _GET.execute(conn, {"sid": session_id}).fetchone()
-    return Lease(r[0], r[1], r[2], r[3], r[4], orjson.loads(r[5])) if r is not None else None
+    return _lease(r) if r is not None else None
 
 
 def acquire(
@@ -197,7 +184,7 @@ def renew(conn: Connection, owner: str, held: list[tuple[str, int]], ttl_ms: int
 def live(conn: Connection, at_ms: int | None = None) -> list[Lease]:
     """Unexpired leases (a range of ``ix_run_lease_expires``)."""
     at = now_ms() if at_ms is None else at_ms
-    rows = conn.execute(select(run_lease).where(run_lease.c.expires_at_ms > at))
+    rows = conn.execute(select(*_COLUMNS).where(run_lease.c.expires_at_ms > at))
     return [_lease(r) for r in rows]
 
 
@@ -206,7 +193,7 @@ def expired(conn: Connection, at_ms: int | None = None) -> list[Lease]:
     ``ix_run_lease_expires``)."""
     at = now_ms() if at_ms is None else at_ms
     rows = conn.execute(
-        select(run_lease)
+        select(*_COLUMNS)
         .where(run_lease.c.expires_at_ms > RELEASED, run_lease.c.expires_at_ms <= at)
         .order_by(run_lease.c.expires_at_ms)
     )

@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Column, Connection, Table
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -83,3 +84,16 @@ class Prepared:
         """The first column of the first row, or None when there is no row."""
         row = self.execute(conn, params).fetchone()
         return None if row is None else row[0]
+
+
+def upsert(table: Table, key: Column[Any]) -> Prepared:
+    """Insert a whole row of ``table``, or overwrite every other column when ``key`` (its
+    primary key) is taken. Every call passes every column."""
+    stmt = sqlite_insert(table)
+    return Prepared(
+        stmt.on_conflict_do_update(
+            index_elements=[key],
+            set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name != key.name},
+        ),
+        keys=[c.name for c in table.columns],
+    )

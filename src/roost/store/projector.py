@@ -11,33 +11,15 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, bindparam, delete, select, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from roost.model import event as ev
-from roost.store.prepared import Prepared
+from roost.store.prepared import Prepared, upsert
 from roost.store.schema import event as event_table
 from roost.store.schema import message, part, request, session, todo
 
-
-def _upsert_statement(table: Any) -> Prepared:
-    stmt = sqlite_insert(table)
-    return Prepared(
-        stmt.on_conflict_do_update(
-            index_elements=[table.c.id],
-            set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name != "id"},
-        ),
-        keys=[c.name for c in table.columns],
-    )
-
-
 # Built once: constructing statements per event costs more than executing them.
-_UPSERT = {t.name: _upsert_statement(t) for t in (session, message, part, request)}
-_UPSERT_TODO = Prepared(
-    sqlite_insert(todo).on_conflict_do_update(
-        index_elements=[todo.c.session_id], set_={"data": sqlite_insert(todo).excluded.data}
-    ),
-    keys=("session_id", "data"),
-)
+_UPSERT = {t.name: upsert(t, t.c.id) for t in (session, message, part, request)}
+_UPSERT_TODO = upsert(todo, todo.c.session_id)
 _PART_DATA = Prepared(select(part.c.data).where(part.c.id == bindparam("pid")))
 _SET_PART_DATA = Prepared(
     update(part).where(part.c.id == bindparam("pid")).values(data=bindparam("data"))

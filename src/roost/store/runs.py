@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from roost.store.event_log import now_ms
 from roost.store.prepared import Prepared
@@ -42,15 +42,11 @@ _STATUS = Prepared(select(run.c.status).where(run.c.id == bindparam("rid")))
 _SET_STATUS = Prepared(
     update(run)
     .where(run.c.id == bindparam("rid"))
-    .values(status=bindparam("status"), time_updated=bindparam("at"))
-)
-_SET_STATUS_AND_REPLY = Prepared(
-    update(run)
-    .where(run.c.id == bindparam("rid"))
     .values(
         status=bindparam("status"),
         time_updated=bindparam("at"),
-        assistant_message_id=bindparam("reply"),
+        # A NULL ``reply`` keeps the assistant message already recorded.
+        assistant_message_id=func.coalesce(bindparam("reply"), run.c.assistant_message_id),
     )
 )
 
@@ -109,11 +105,9 @@ def set_status(
     conn: Connection, run_id: str, status: str, *, assistant_message_id: str | None = None
 ) -> None:
     """Move a run to ``status`` (and remember its assistant message, when given)."""
-    params = {"rid": run_id, "status": status, "at": now_ms()}
-    if assistant_message_id is None:
-        _SET_STATUS.execute(conn, params)
-    else:
-        _SET_STATUS_AND_REPLY.execute(conn, {**params, "reply": assistant_message_id})
+    _SET_STATUS.execute(
+        conn, {"rid": run_id, "status": status, "at": now_ms(), "reply": assistant_message_id}
+    )
 
 
 def status_of(conn: Connection, run_id: str) -> str | None:
