@@ -5,23 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from roost.agent.catalog import Catalog
-from roost.agent.loop import RetryPolicy
-from roost.agent.providers.registry import ProviderRegistry
-from roost.agent.tools.registry import builtin_tools
 from roost.engine.admission import PromptInput
-from roost.engine.sessions import ServiceOptions, SessionService
+from roost.engine.sessions import SessionService
 from roost.store import invariants
 from roost.store.database import Database
 from tests.support.scripted_llm import ScriptedLLM, Text, Turn, tool_turn
-from tests.support.server import project_config
 
 pytestmark = pytest.mark.anyio
 
@@ -31,31 +24,8 @@ class InjectedFault(Exception):
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def service(tmp_path: Path, llm: ScriptedLLM) -> AsyncIterator[SessionService]:
-    db = await Database.open(tmp_path / "faults.db")
-    svc = SessionService(
-        db,
-        Catalog(project_config(llm.base_url), {}),
-        ProviderRegistry(),
-        ServiceOptions(
-            directory=str(tmp_path),
-            project_id="global",
-            retry=RetryPolicy(max_attempts=1),
-            tools=builtin_tools(tmp_path / "config"),
-            output_dir=tmp_path / "out",
-        ),
-    )
-    svc.runs.lease_ttl_ms = 600  # short, so recovery finishes a turn whose last write failed
-    await svc.start()
-    try:
-        yield svc
-    finally:
-        await svc.stop()
+def lease_ttl_ms() -> int:
+    return 600  # short, so recovery finishes a turn whose last write failed
 
 
 def fail_write(db: Database, target: int) -> None:

@@ -47,8 +47,10 @@ async def test_a_write_from_an_older_generation_is_refused(db: Database) -> None
 async def test_the_heartbeat_renews_while_the_event_loop_is_blocked(db: Database) -> None:
     ttl_ms = 300
     lease = await db.write(lambda tx: leases.acquire(tx.conn, "ses_a", "run_1", "me", ttl_ms))
-    lost: list[str] = []
-    beat = Heartbeat(db, "me", ttl_ms, lost.append, asyncio.get_running_loop())
+    lost: list[tuple[str, int]] = []
+    beat = Heartbeat(
+        db, "me", ttl_ms, lambda sid, gen: lost.append((sid, gen)), asyncio.get_running_loop()
+    )
     beat.hold("ses_a", lease.generation)
     beat.start()
     try:
@@ -67,7 +69,52 @@ async def test_renewal_reports_a_lease_taken_over(db: Database) -> None:
     lost = await db.write(
         lambda tx: leases.renew(tx.conn, "me", [("ses_a", mine.generation)], 60_000)
     )
-    assert lost == ["ses_a"]
+    assert lost == [("ses_a", mine.generation)]
+
+
+async def test_renewal_does_not_report_a_lease_its_own_run_released(db: Database) -> None:
+    mine = await db.write(lambda tx: leases.acquire(tx.conn, "ses_a", "run_1", "me", 60_000))
+    await db.write(lambda tx: leases.release(tx.conn, "ses_a", mine.generation))
+    lost = await db.write(
+        lambda tx: leases.renew(tx.conn, "me", [("ses_a", mine.generation)], 60_000)
+    )
+    assert lost == []
+
+
+async def test_a_beat_racing_the_next_run_of_the_session_leaves_that_run_alone(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The heartbeat snapshots (session, generation) pairs, then renews them on the writer
+    thread. If the run ends and the session's next run takes the lease in between, the stale
+    generation comes back from the renewal: that must neither cancel nor stop renewing the
+    new run."""
+    first = await db.write(lambda tx: leases.acquire(tx.conn, "ses_a", "run_1", "me", 60_000))
+    lost: list[tuple[str, int]] = []
+    beat = Heartbeat(
+        db, "me", 60_000, lambda sid, gen: lost.append((sid, gen)), asyncio.get_running_loop()
+    )
+    beat.hold("ses_a", first.generation)
+    renew = leases.renew
+
+    def run_ends_and_the_next_begins(conn, owner, held, ttl_ms):  # type: ignore[no-untyped-def]
+        leases.release(conn, "ses_a", first.generation)
+        beat.drop("ses_a", first.generation)
+        second = leases.acquire(conn, "ses_a", "run_2", "me", 60_000)
+        beat.hold("ses_a", second.generation)
+        return renew(conn, owner, held, ttl_ms)
+
+    monkeypatch.setattr(leases, "renew", run_ends_and_the_next_begins)
+    await asyncio.to_thread(beat.beat)
+    await asyncio.sleep(0.05)  # on_lost is delivered through the loop
+    assert lost == []
+    monkeypatch.setattr(leases, "renew", renew)
+    before = await db.read(lambda c: leases.get(c, "ses_a"))
+    await asyncio.sleep(0.01)
+    await asyncio.to_thread(beat.beat)  # the next beat still renews the new run's lease
+    after = await db.read(lambda c: leases.get(c, "ses_a"))
+    assert before is not None and after is not None
+    assert after.generation == first.generation + 1
+    assert after.expires_at_ms > before.expires_at_ms
 
 
 class LeaseModel(RuleBasedStateMachine):

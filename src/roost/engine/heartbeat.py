@@ -2,8 +2,11 @@
 
 It runs outside the asyncio loop on purpose: a loop blocked by a long computation must not let
 a healthy run's lease expire. Renewals go through the store's writer thread
-(``Database.write_blocking``). A lease found taken over is reported to ``on_lost`` on the loop,
-which cancels that run without letting it write (its writes would be fenced anyway).
+(``Database.write_blocking``). A lease found taken over is reported to ``on_lost(session_id,
+generation)`` on the loop, which cancels that run without letting it write (its writes would be
+fenced anyway). A beat works from a snapshot of the held leases, so the run it renews may have
+ended, and the session's next run may hold a newer generation, by the time the renewal commits:
+only a generation still held when the result comes back is reported.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ class Heartbeat:
         db: Database,
         owner: str,
         ttl_ms: int,
-        on_lost: Callable[[str], None],
+        on_lost: Callable[[str, int], None],
         loop: asyncio.AbstractEventLoop,
     ) -> None:
         self._db = db
@@ -56,10 +59,11 @@ class Heartbeat:
         with self._lock:
             self._held[session_id] = generation
 
-    def drop(self, session_id: str) -> None:
-        """Stop renewing it."""
+    def drop(self, session_id: str, generation: int) -> None:
+        """Stop renewing this lease (a newer generation of the session's lease stays held)."""
         with self._lock:
-            self._held.pop(session_id, None)
+            if self._held.get(session_id) == generation:
+                del self._held[session_id]
 
     def beat(self) -> None:
         """Renew every held lease once (the thread calls this every ttl/3)."""
@@ -70,11 +74,14 @@ class Heartbeat:
         lost = self._db.write_blocking(
             lambda tx: leases.renew(tx.conn, self._owner, held, self._ttl_ms)
         )
-        for session_id in lost:
-            log.warning("run lease of %s was lost", session_id)
-            self.drop(session_id)
+        for session_id, generation in lost:
+            with self._lock:
+                if self._held.get(session_id) != generation:
+                    continue  # that run has ended meanwhile; a newer one may hold it now
+                del self._held[session_id]
+            log.warning("run lease of %s (generation %d) was lost", session_id, generation)
             with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self._on_lost, session_id)
+                self._loop.call_soon_threadsafe(self._on_lost, session_id, generation)
 
     def _main(self) -> None:
         while not self._stop.wait(self._ttl_ms / 3000):

@@ -49,6 +49,8 @@ class _Active:
     status: dict[str, Any]
     stop_reason: str | None = None
     """Why the turn is being cancelled: ``abort``, ``shutdown`` or ``lease_lost``."""
+    generation: int | None = None
+    """The run lease's generation, once the turn has taken it."""
 
 
 class RunManager:
@@ -148,9 +150,9 @@ class RunManager:
             except Exception:
                 log.exception("periodic recovery failed; retrying")
 
-    def _on_lease_lost(self, session_id: str) -> None:
+    def _on_lease_lost(self, session_id: str, generation: int) -> None:
         active = self._active.get(session_id)
-        if active is not None:
+        if active is not None and active.generation == generation:
             active.stop_reason = "lease_lost"
             active.task.cancel()
 
@@ -299,6 +301,9 @@ class RunManager:
         generation = await self._db.write(begin)
         if generation is None:
             return
+        active = self._active.get(sid)
+        if active is not None and active.run.id == run.id:
+            active.generation = generation
         if self._heartbeat is not None:
             self._heartbeat.hold(sid, generation)
         writer = TurnWriter(self._db, run, assistant, generation)
@@ -306,7 +311,7 @@ class RunManager:
             await self._turn_with_outcome(run, writer, agent_name)
         finally:
             if self._heartbeat is not None:
-                self._heartbeat.drop(sid)
+                self._heartbeat.drop(sid, generation)
 
     async def _turn_with_outcome(
         self, run: runs.RunRow, writer: TurnWriter, agent_name: str

@@ -160,9 +160,19 @@ def release(conn: Connection, session_id: str, generation: int) -> None:
     _RELEASE.execute(conn, {"sid": session_id, "generation": generation})
 
 
-def renew(conn: Connection, owner: str, held: list[tuple[str, int]], ttl_ms: int) -> list[str]:
-    """Extend the owner's leases; returns the sessions whose lease was no longer theirs
-    (taken over, or released)."""
+def renew(
+    conn: Connection, owner: str, held: list[tuple[str, int]], ttl_ms: int
+) -> list[tuple[str, int]]:
+    """Extend the owner's leases by ``ttl_ms`` from now.
+
+    Args:
+        held: ``(session_id, generation)`` pairs, as the heartbeat last saw them.
+
+    Returns:
+        The pairs whose session lease now carries another generation or owner (taken over,
+        or already re-taken after the run ended). A lease its own run released is not
+        reported: that run has ended, and nobody took anything from it.
+    """
     expires = now_ms() + ttl_ms
     lost = []
     for session_id, generation in held:
@@ -177,7 +187,9 @@ def renew(conn: Connection, owner: str, held: list[tuple[str, int]], ttl_ms: int
             .values(expires_at_ms=expires)
         )
         if result.rowcount == 0:
-            lost.append(session_id)
+            current = get(conn, session_id)
+            if current is None or current.generation != generation or current.owner != owner:
+                lost.append((session_id, generation))
     return lost
 
 
