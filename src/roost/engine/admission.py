@@ -95,11 +95,17 @@ async def admit_prompt(
     }
     run_id = None if prompt.no_reply else new_run_id()
 
+    # Only ids a client chose can already be taken: minted ones are new by construction
+    # (see ``roost.ids``), so a prompt without ids skips those lookups.
+    supplied = [p["id"] for p in prompt.parts if p.get("id")]
+    if len(set(supplied)) != len(supplied):
+        raise InvalidInput("part ids must be unique", field="parts")
+
     def admit(tx: Tx) -> Admitted:
         session_json = queries.get_session(tx.conn, session_id)
         if session_json is None:
             raise SessionNotFound(session_id)
-        owner = queries.message_session(tx.conn, message_id)
+        owner = queries.message_session(tx.conn, message_id) if prompt.message_id else None
         if owner is not None:
             if owner != session_id:
                 raise InvalidInput(
@@ -107,10 +113,7 @@ async def admit_prompt(
                 )
             existing = runs.run_for_message(tx.conn, message_id)
             return Admitted(message_id, existing.id if existing else None, created=False)
-        ids = [p["id"] for p in parts]
-        if len(set(ids)) != len(ids):
-            raise InvalidInput("part ids must be unique", field="parts")
-        taken = queries.first_taken_part_id(tx.conn, ids)
+        taken = queries.first_taken_part_id(tx.conn, supplied) if supplied else None
         if taken is not None:
             raise InvalidInput(f"part id {taken} is already used", field="parts")
         session = orjson.loads(session_json)
