@@ -3,6 +3,7 @@ orphaned run is recovered, and nothing stays busy."""
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,27 @@ def test_a_turn_cut_by_sigkill_is_marked_interrupted_and_resumed(
     assert "completed" in interrupted["info"]["time"]
     assert [p["text"] for p in resumed["parts"] if p["type"] == "text"] == ["resumed answer"]
     assert resumed["info"]["parentID"] == interrupted["info"]["parentID"]
+    assert server.get("/session/status").json() == {}
+
+
+def test_sigterm_during_a_turn_stores_it_interrupted_and_exits(
+    server: RoostServer, llm: ScriptedLLM
+) -> None:
+    llm.enqueue(Turn([Text("partial "), Delay(30)]))
+    sid = server.create_session()["id"]
+    assert server.post(f"/session/{sid}/prompt_async", json=prompt_body("go")).status_code == 204
+    llm.wait_for_requests(1)
+    wait_for(
+        lambda: any(p.get("text") for r in _replies(server, sid) for p in r["parts"]),
+        what="the first text delta stored",
+    )
+    # The provider stream stays stalled for 30 s: a graceful stop must not wait for it.
+    assert server.terminate(timeout_s=10) in (0, -signal.SIGTERM)
+    server.start()
+    [reply] = _replies(server, sid)
+    assert reply["info"]["error"]["data"]["message"] == "interrupted: server stopped"
+    assert "completed" in reply["info"]["time"]
+    assert [p["text"] for p in reply["parts"] if p["type"] == "text"] == ["partial "]
     assert server.get("/session/status").json() == {}
 
 
