@@ -28,6 +28,15 @@ def _settled(server: RoostServer, sid: str, count: int) -> list[dict[str, Any]] 
     return replies if all("completed" in r["info"]["time"] for r in replies) else None
 
 
+def _start_stalled_turn(server: RoostServer, llm: ScriptedLLM) -> str:
+    """A new session whose turn has streamed "partial " and then stalls for 30 s."""
+    llm.enqueue(Turn([Text("partial "), Delay(30)]))
+    sid = server.create_session()["id"]
+    assert server.post(f"/session/{sid}/prompt_async", json=prompt_body("go")).status_code == 204
+    llm.wait_for_requests(1)
+    return sid
+
+
 def test_prompt_async_is_durable_before_204(server: RoostServer, llm: ScriptedLLM) -> None:
     llm.enqueue(Turn([Delay(5), Text("too late")]))
     session = server.create_session()
@@ -45,10 +54,7 @@ def test_prompt_async_is_durable_before_204(server: RoostServer, llm: ScriptedLL
 def test_a_turn_cut_by_sigkill_is_marked_interrupted_and_resumed(
     server: RoostServer, llm: ScriptedLLM
 ) -> None:
-    llm.enqueue(Turn([Text("partial "), Delay(30)]))
-    sid = server.create_session()["id"]
-    assert server.post(f"/session/{sid}/prompt_async", json=prompt_body("go")).status_code == 204
-    llm.wait_for_requests(1)
+    sid = _start_stalled_turn(server, llm)
     server.kill()
     llm.enqueue(text_turn("resumed answer"))
     server.start()
@@ -64,10 +70,7 @@ def test_a_turn_cut_by_sigkill_is_marked_interrupted_and_resumed(
 def test_sigterm_during_a_turn_stores_it_interrupted_and_exits(
     server: RoostServer, llm: ScriptedLLM
 ) -> None:
-    llm.enqueue(Turn([Text("partial "), Delay(30)]))
-    sid = server.create_session()["id"]
-    assert server.post(f"/session/{sid}/prompt_async", json=prompt_body("go")).status_code == 204
-    llm.wait_for_requests(1)
+    sid = _start_stalled_turn(server, llm)
     wait_for(
         lambda: any(p.get("text") for r in _replies(server, sid) for p in r["parts"]),
         what="the first text delta stored",
