@@ -59,11 +59,17 @@ class Heartbeat:
         with self._lock:
             self._held[session_id] = generation
 
-    def drop(self, session_id: str, generation: int) -> None:
-        """Stop renewing this lease (a newer generation of the session's lease stays held)."""
+    def drop(self, session_id: str, generation: int) -> bool:
+        """Stop renewing this lease (a newer generation of the session's lease stays held).
+
+        Returns:
+            Whether this generation was still held.
+        """
         with self._lock:
-            if self._held.get(session_id) == generation:
-                del self._held[session_id]
+            if self._held.get(session_id) != generation:
+                return False
+            del self._held[session_id]
+            return True
 
     def beat(self) -> None:
         """Renew every held lease once (the thread calls this every ttl/3)."""
@@ -75,10 +81,8 @@ class Heartbeat:
             lambda tx: leases.renew(tx.conn, self._owner, held, self._ttl_ms)
         )
         for session_id, generation in lost:
-            with self._lock:
-                if self._held.get(session_id) != generation:
-                    continue  # that run has ended meanwhile; a newer one may hold it now
-                del self._held[session_id]
+            if not self.drop(session_id, generation):
+                continue  # that run has ended meanwhile; a newer one may hold it now
             log.warning("run lease of %s (generation %d) was lost", session_id, generation)
             with contextlib.suppress(RuntimeError):
                 self._loop.call_soon_threadsafe(self._on_lost, session_id, generation)

@@ -89,6 +89,15 @@ _FENCED = (run_lease.c.session_id == bindparam("sid")) & (
 )
 _SET_STATUS = Prepared(update(run_lease).where(_FENCED).values(status=bindparam("status")))
 _RELEASE = Prepared(update(run_lease).where(_FENCED).values(expires_at_ms=RELEASED))
+_RENEW = Prepared(
+    update(run_lease)
+    .where(
+        _FENCED,
+        run_lease.c.owner == bindparam("owner"),
+        run_lease.c.expires_at_ms > RELEASED,
+    )
+    .values(expires_at_ms=bindparam("expires"))
+)
 _UPSERT = upsert(run_lease, run_lease.c.session_id)
 
 
@@ -176,16 +185,8 @@ def renew(
     expires = now_ms() + ttl_ms
     lost = []
     for session_id, generation in held:
-        result = conn.execute(
-            update(run_lease)
-            .where(
-                run_lease.c.session_id == session_id,
-                run_lease.c.generation == generation,
-                run_lease.c.owner == owner,
-                run_lease.c.expires_at_ms > RELEASED,
-            )
-            .values(expires_at_ms=expires)
-        )
+        params = {"sid": session_id, "generation": generation, "owner": owner, "expires": expires}
+        result = _RENEW.execute(conn, params)
         if result.rowcount == 0:
             current = get(conn, session_id)
             if current is None or current.generation != generation or current.owner != owner:

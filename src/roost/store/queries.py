@@ -6,6 +6,7 @@ parse-and-serialize round trip; callers that need fields parse them with ``orjso
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, and_, bindparam, select
@@ -105,12 +106,7 @@ def list_messages(
         whole = _SESSION_MESSAGES.execute(conn, {"sid": session_id}).fetchall()
         if not whole:
             return []
-        by_message: dict[str, list[str]] = {mid: [] for mid, _ in whole}
-        for mid, data in _SESSION_PARTS.execute(conn, {"sid": session_id}):
-            found = by_message.get(mid)
-            if found is not None:
-                found.append(data)
-        return [MessageRow(mid, info, by_message[mid]) for mid, info in whole]
+        return _with_parts(whole, _SESSION_PARTS.execute(conn, {"sid": session_id}))
     cond = message.c.session_id == session_id
     if before:
         cond = and_(cond, message.c.id < before)
@@ -122,17 +118,25 @@ def list_messages(
         rows = list(conn.execute(stmt.order_by(message.c.id)).all())
     if not rows:
         return []
-    parts_by_message: dict[str, list[str]] = {r.id: [] for r in rows}
     pstmt = (
         select(part.c.message_id, part.c.data)
-        .where(part.c.message_id.in_(list(parts_by_message)))
+        .where(part.c.message_id.in_([r.id for r in rows]))
         .order_by(part.c.message_id, part.c.id)
     )
-    for p in conn.execute(pstmt):
-        bucket = parts_by_message.get(p.message_id)
+    return _with_parts(rows, conn.execute(pstmt))
+
+
+def _with_parts(
+    messages: Sequence[Sequence[str]], parts: Iterable[Sequence[str]]
+) -> list[MessageRow]:
+    """``MessageRow``s from ``(id, data)`` message rows, in their order, and ``(message_id,
+    data)`` part rows in part order (parts of other messages are ignored)."""
+    by_message: dict[str, list[str]] = {mid: [] for mid, _ in messages}
+    for mid, data in parts:
+        bucket = by_message.get(mid)
         if bucket is not None:
-            bucket.append(p.data)
-    return [MessageRow(r.id, r.data, parts_by_message[r.id]) for r in rows]
+            bucket.append(data)
+    return [MessageRow(mid, info, by_message[mid]) for mid, info in messages]
 
 
 def get_message(conn: Connection, session_id: str, message_id: str) -> MessageRow | None:
