@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 NPM_FLAGS := --no-audit --no-fund --loglevel=error
 
-.PHONY: install serve test compat-install lint fmt typecheck check bench
+.PHONY: install serve test compat-install browser-install lint fmt typecheck check bench
 
 install:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
@@ -21,7 +21,15 @@ serve: install
 compat-install:
 	cd tests/compat && npm ci $(NPM_FLAGS)
 
-test: install compat-install
+# Debian's Chromium, for the browser tests (tests/e2e/test_browser_origins.py); installed when
+# running as root (CI is root), else those tests skip and say how to install it.
+browser-install:
+	@command -v chromium >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
+test: install compat-install browser-install
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/ruff check src tests bench
 	$(BIN)/lint-imports
 	$(BIN)/mypy src

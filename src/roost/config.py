@@ -36,6 +36,8 @@ class Settings:
         synchronous: SQLite ``synchronous`` for the store: ``FULL`` (the default) makes each
             commit durable against power loss; ``NORMAL`` against process crashes only.
         password: Basic-auth password (``ROOST_SERVER_PASSWORD``); None disables auth.
+        cors: Extra origins web pages may call from (``--cors``), besides loopback ones.
+        allowed_hosts: Extra ``Host`` names that reach this server (``--allow-host``).
     """
 
     db_path: Path
@@ -46,6 +48,8 @@ class Settings:
     username: str = "opencode"
     synchronous: str = "FULL"
     log_level: str = "warning"
+    cors: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
     heartbeat_s: float = 10.0
     """Longest silence on an SSE stream before a ``server.heartbeat`` (``ROOST_HEARTBEAT_MS``)."""
 
@@ -164,3 +168,23 @@ def wait_policy_values(config: dict[str, Any]) -> tuple[float | None, float | No
         float(q_ms) / 1000 if q_ms else None,
         str(question.get("default") or "reject"),
     )
+
+
+def server_names(config: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The config's ``server.cors`` (OpenCode's ``ServerConfig``) and ``server.allowedHosts``
+    (Roost's, in ``roost.json``), as (origins, host names).
+
+    Raises:
+        ConfigError: Either is not a list of strings.
+    """
+    server = config.get("server") or {}
+    found: list[list[str]] = []
+    for key in ("cors", "allowedHosts"):
+        value = server.get(key) if isinstance(server, dict) else None
+        if value is None:
+            found.append([])
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            found.append(list(value))
+        else:
+            raise ConfigError(f"config server.{key} must be a list of strings, not {value!r}")
+    return found[0], found[1]

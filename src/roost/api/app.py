@@ -13,11 +13,13 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from sse_starlette.sse import AppStatus
 from starlette.responses import Response
 
 from roost import __version__
 from roost.api import errors
 from roost.api.auth import BasicAuth
+from roost.api.origins import LOOPBACK_ORIGIN_REGEX, OriginGuard, OriginPolicy
 from roost.api.responses import JSONBytes
 from roost.api.routes import event, message, meta, requests, session
 from roost.engine.sessions import SessionService
@@ -31,8 +33,18 @@ def create_app(
     data_dir: Path | None = None,
     config_dir: Path | None = None,
     heartbeat_s: float = 10.0,
+    origins: OriginPolicy | None = None,
 ) -> FastAPI:
-    """Build the app around a not-yet-started service (the lifespan starts and stops it)."""
+    """Build the app around a not-yet-started service (the lifespan starts and stops it).
+
+    ``origins`` decides which web pages may call it (``api/origins.py``); the default accepts
+    loopback and same-origin pages only. Middleware, outermost first: the origin and host
+    guard, basic auth (when ``password`` is set), CORS headers for the allowed origins.
+    """
+    policy = origins or OriginPolicy.build(hostname="127.0.0.1")
+    # Event streams end when the service has delivered the final events of a stop
+    # (``SessionService.interrupt``), not as soon as the signal arrives.
+    AppStatus.disable_automatic_graceful_drain()  # type: ignore[no-untyped-call]  # sse-starlette is untyped here
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -68,9 +80,15 @@ def create_app(
         """Roost's own OpenAPI document."""
         return JSONBytes(app.openapi())
 
+    # add_middleware wraps: the last one added runs first.
     app.add_middleware(
-        CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"]
+        CORSMiddleware,
+        allow_origins=sorted(policy.cors),
+        allow_origin_regex=LOOPBACK_ORIGIN_REGEX,
+        allow_methods=["*"],
+        allow_headers=["*"],
     )
     if password:
         app.add_middleware(BasicAuth, username=username, password=password)
+    app.add_middleware(OriginGuard, policy=policy)
     return app

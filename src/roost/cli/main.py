@@ -30,8 +30,19 @@ def serve(
     ] = None,
     sync: Annotated[str, typer.Option(help="SQLite synchronous mode: FULL or NORMAL.")] = "FULL",
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
+    cors: Annotated[
+        list[str] | None,
+        typer.Option(help="Also accept requests from web pages of this origin (repeatable)."),
+    ] = None,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(help="Also accept this Host name, e.g. behind a proxy (repeatable)."),
+    ] = None,
 ) -> None:
-    """Start the HTTP server in the current directory (the project)."""
+    """Start the HTTP server in the current directory (the project).
+
+    Web pages may call it only from loopback origins, its own origin and ``--cors`` origins.
+    """
     from roost.cli.serve import resolve_db, run_server
 
     env = environment()
@@ -47,6 +58,8 @@ def serve(
         username=env.get("ROOST_SERVER_USERNAME") or "opencode",
         synchronous=mode,
         log_level=log_level.lower(),
+        cors=tuple(cors or ()),
+        allowed_hosts=tuple(allow_host or ()),
         heartbeat_s=float(env.get("ROOST_HEARTBEAT_MS") or 10_000) / 1000,
     )
     chaos_cut = env.get("ROOST_CHAOS_CUT")

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import socket
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -23,13 +24,16 @@ from roost.agent.loop import RetryPolicy
 from roost.agent.providers.registry import ProviderRegistry
 from roost.agent.tools.registry import builtin_tools
 from roost.api.app import create_app
+from roost.api.origins import OriginPolicy, is_loopback
 from roost.config import (
+    ConfigError,
     Settings,
     environment,
     global_config_dir,
     instructions,
     load_config,
     project_id,
+    server_names,
     wait_policy_values,
 )
 from roost.engine.sessions import ServiceOptions, SessionService
@@ -41,9 +45,12 @@ class _Server(uvicorn.Server):
     """Prints the URL once the app is ready to answer, and starts shutting down as soon as
     SIGINT/SIGTERM arrives (uvicorn alone notices it at its next 100 ms tick)."""
 
-    def __init__(self, config: uvicorn.Config, url: str) -> None:
+    def __init__(
+        self, config: uvicorn.Config, url: str, drain: Callable[[], Awaitable[None]]
+    ) -> None:
         super().__init__(config)
         self._url = url
+        self._drain = drain
         self._loop: asyncio.AbstractEventLoop | None = None
         self._exit_requested: asyncio.Event | None = None
 
@@ -62,6 +69,15 @@ class _Server(uvicorn.Server):
             counter = (counter + 1) % 864_000
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._exit_requested.wait(), 0.1)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # Stop accepting, then let the service finish what open connections wait for (turns
+        # stored as interrupted, final events delivered, streams ended) before uvicorn asks
+        # the connections to close and cancels what still runs after its grace period.
+        for server in self.servers:
+            server.close()
+        await self._drain()
+        await super().shutdown(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
@@ -90,8 +106,40 @@ def bind(hostname: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((hostname, port))
     sock.listen(2048)
-    sock.set_inheritable(True)
+    # Not inheritable (Python's default, said again because it matters): a tool process that
+    # held the listening socket would keep the port after a crash, so the restarted server
+    # could not bind it, and recovery, which kills such processes, could never run.
+    sock.set_inheritable(False)
     return sock
+
+
+def origin_policy(settings: Settings, config: dict[str, Any]) -> OriginPolicy:
+    """Flags and config ``server.cors`` / ``server.allowedHosts`` together.
+
+    Raises:
+        ConfigError: A configured origin is malformed.
+    """
+    cors, hosts = server_names(config)
+    try:
+        return OriginPolicy.build(
+            hostname=settings.hostname,
+            cors=[*settings.cors, *cors],
+            hosts=[*settings.allowed_hosts, *hosts],
+        )
+    except ValueError as exc:
+        raise ConfigError(f"--cors / server.cors: {exc}") from exc
+
+
+def warn_if_exposed(settings: Settings) -> None:
+    """Warn loudly when the server listens beyond loopback without a password."""
+    if settings.password or is_loopback(settings.hostname):
+        return
+    print(
+        f"WARNING: roost serve listens on {settings.hostname} without a password: anyone who "
+        "can reach this port can run commands on this machine. Set ROOST_SERVER_PASSWORD.",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 async def serve(settings: Settings) -> None:
@@ -100,6 +148,8 @@ async def serve(settings: Settings) -> None:
     directory = settings.directory.resolve()
     config = load_config(directory, env)
     catalog = Catalog(config, env)
+    policy = origin_policy(settings, config)
+    warn_if_exposed(settings)
     db = await Database.open(settings.db_path, synchronous=settings.synchronous)
     service = SessionService(
         db,
@@ -122,8 +172,12 @@ async def serve(settings: Settings) -> None:
         data_dir=settings.db_path.parent,
         config_dir=global_config_dir(env),
         heartbeat_s=settings.heartbeat_s,
+        origins=policy,
     )
-    sock = bind(settings.hostname, settings.port)
+    try:
+        sock = bind(settings.hostname, settings.port)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {settings.hostname}:{settings.port}: {exc}") from exc
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     server = _Server(
@@ -135,6 +189,7 @@ async def serve(settings: Settings) -> None:
             timeout_graceful_shutdown=5,
         ),
         f"http://{shown}:{port}",
+        service.interrupt,
     )
     await server.serve(sockets=[sock])
 
