@@ -4,12 +4,15 @@ orphaned run is recovered, and nothing stays busy."""
 from __future__ import annotations
 
 import signal
+import threading
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 import pytest
 
+from tests.support.events import EventCollector, session_frames, types_of
 from tests.support.scripted_llm import Delay, ScriptedLLM, Text, Turn, text_turn, tool_turn
 from tests.support.server import RoostServer, prompt_body
 from tests.support.waiting import wait_for
@@ -83,6 +86,39 @@ def test_sigterm_during_a_turn_stores_it_interrupted_and_exits(
     assert "completed" in reply["info"]["time"]
     assert [p["text"] for p in reply["parts"] if p["type"] == "text"] == ["partial "]
     assert server.get("/session/status").json() == {}
+
+
+def test_sigterm_answers_a_waiting_synchronous_prompt_and_delivers_the_final_events(
+    server: RoostServer, llm: ScriptedLLM
+) -> None:
+    llm.enqueue(Turn([Text("partial "), Delay(30)]))
+    sid = server.create_session()["id"]
+    answers: list[httpx.Response] = []
+    with EventCollector(server.url) as events:
+        waiting = threading.Thread(
+            target=lambda: answers.append(
+                httpx.post(
+                    f"{server.url}/session/{sid}/message", json=prompt_body("go"), timeout=30
+                )
+            )
+        )
+        waiting.start()
+        llm.wait_for_requests(1)
+        wait_for(
+            lambda: any(p.get("text") for r in _replies(server, sid) for p in r["parts"]),
+            what="the first text delta stored",
+        )
+        assert server.terminate(timeout_s=10) in (0, -signal.SIGTERM)
+        waiting.join(timeout=10)
+        frames = events.wait_until(lambda f: f if events.ended else None, what="the stream's end")
+
+    [answer] = answers
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.json()["info"]["error"]["data"]["message"] == "interrupted: server stopped"
+    mine = types_of(session_frames(frames, sid))
+    assert mine[-2:] == ["session.status", "session.idle"], mine
+    assert "session.error" in mine
 
 
 def test_prompts_queued_behind_a_killed_turn_still_run_after_restart(

@@ -8,6 +8,7 @@ from typing import Any
 import psutil
 import pytest
 
+from tests.support.events import EventCollector, types_of, until_idle
 from tests.support.scripted_llm import ScriptedLLM, text_turn, tool_turn
 from tests.support.server import RoostServer, prompt_body
 from tests.support.waiting import wait_for
@@ -168,3 +169,14 @@ def test_a_prompt_queued_behind_an_aborted_turn_runs_next(
     assert [p["text"] for p in replies[1]["parts"] if p["type"] == "text"] == [
         "answered after the abort"
     ]
+
+
+def test_abort_of_an_idle_session_emits_idle_as_opencode_does(server: RoostServer) -> None:
+    # A TUI left showing "busy" (it missed a turn's end across a restart) recovers on these.
+    sid = server.create_session()["id"]
+    with EventCollector(server.url) as events:
+        assert server.post(f"/session/{sid}/abort").json() is True
+        frames = events.wait_until(until_idle(sid), what="session.idle")
+    assert types_of(frames) == ["session.status", "session.idle"]
+    assert frames[0][1]["properties"]["status"] == {"type": "idle"}
+    assert server.get("/session/status").json() == {}

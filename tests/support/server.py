@@ -3,7 +3,7 @@
 ``RoostServer`` starts ``python -m roost serve --port 0`` in a project directory whose
 ``opencode.json`` points the ``scripted`` provider at a ``ScriptedLLM``, reads the bound URL from
 the startup line, and talks HTTP to it. ``kill()`` sends SIGKILL; ``start()`` again reuses the
-same database file, which is how crash tests restart the server.
+same port and database file, which is how crash tests restart the server.
 """
 
 from __future__ import annotations
@@ -68,6 +68,8 @@ class RoostServer:
         self.directory = directory
         self.db_path = db_path
         self.url = ""
+        self.port = 0
+        """0 until the first start; restarts reuse the port, as an operator's restart does."""
         self.proc: subprocess.Popen[str] | None = None
         self.log_lines: list[str] = []
         self._env = env or {}
@@ -92,7 +94,7 @@ class RoostServer:
             "roost",
             "serve",
             "--port",
-            "0",
+            str(self.port),
             "--db",
             str(self.db_path),
             *self._args,
@@ -114,6 +116,7 @@ class RoostServer:
                 self.log_lines.append(line)
                 if "listening on " in line:
                     self.url = line.rsplit("listening on ", 1)[1].strip()
+                    self.port = int(self.url.rsplit(":", 1)[1])
                     break
         finally:
             deadline.cancel()

@@ -33,6 +33,12 @@ class LocalToolContext:
     subtasks: list[dict[str, Any]] = field(default_factory=list)
     todos: list[dict[str, Any]] = field(default_factory=list)
 
+    process_owner: str = "test-owner"
+
+    @property
+    def output_path(self) -> Path:
+        return self.output_dir / f"{self.call_id}.txt"
+
     async def ask_permission(
         self,
         permission: str,

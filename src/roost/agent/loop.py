@@ -265,8 +265,10 @@ async def _run_call(call: ToolCallRequest, sink: TurnSink, tools: dict[str, Tool
         log.exception("tool %s failed", call.name)
         await sink.tool_failed(call, f"{type(exc).__name__}: {exc}")
         return f"Error: {type(exc).__name__}: {exc}"
-    output, cut = truncate_output(result.output, save_to=ctx.output_dir / f"{call.call_id}.txt")
-    if cut:
-        result = ToolResult(output, result.title, {**result.metadata, "truncated": True})
+    output = result.output
+    if not result.metadata.get("truncated"):  # a tool that truncated itself saved it all
+        output, cut = truncate_output(output, save_to=ctx.output_path)
+        if cut:
+            result = ToolResult(output, result.title, {**result.metadata, "truncated": True})
     await sink.tool_completed(call, result)
     return output

@@ -74,6 +74,8 @@ class _Server:
         self.project, self.db = project, db
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
+        self.port = 0
+        """Picked at the first start; every restart reuses it, as an operator's would."""
         self.stderr = ""
 
     def start(self, cut: str | None = None, *, dies_starting: bool = False) -> None:
@@ -84,7 +86,10 @@ class _Server:
         if cut:
             env["ROOST_CHAOS_CUT"] = cut
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "roost", "serve", "--port", "0", "--db", str(self.db)],
+            [
+                *(sys.executable, "-m", "roost", "serve"),
+                *("--port", str(self.port), "--db", str(self.db)),
+            ],
             cwd=self.project,
             env=env,
             stdout=subprocess.PIPE,
@@ -106,6 +111,7 @@ class _Server:
                 f"server did not start: {self.proc.stderr.read() if self.proc.stderr else ''}"
             )
         self.url = line.rsplit("listening on ", 1)[1].strip()
+        self.port = int(self.url.rsplit(":", 1)[1])
 
     def wait_death(self) -> bool:
         """Whether the server killed itself at its cut point (SIGKILL) in time."""

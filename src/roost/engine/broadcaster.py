@@ -61,11 +61,15 @@ class Broadcaster:
     def __init__(self, max_pending: int = _MAX_PENDING) -> None:
         self._subs: set[Subscription] = set()
         self._max_pending = max_pending
+        self._closed = False
 
     def subscribe(self) -> Subscription:
-        """A new subscription that receives every event published from now on."""
+        """A new subscription that receives every event published from now on (after
+        ``close_all``, one that is already closed)."""
         sub = Subscription(self, self._max_pending)
         self._subs.add(sub)
+        if self._closed:
+            sub.close()
         return sub
 
     def publish(self, events: list[StoredEvent]) -> None:
@@ -75,7 +79,9 @@ class Broadcaster:
                 sub._offer(event)
 
     def close_all(self) -> None:
-        """End every subscription (server shutdown)."""
+        """End every subscription once it has received what was published before (server
+        shutdown); later subscriptions end at once."""
+        self._closed = True
         for sub in list(self._subs):
             sub.close()
 

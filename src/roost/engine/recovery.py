@@ -34,7 +34,7 @@ import anyio.to_thread
 import orjson
 from sqlalchemy import Connection, select
 
-from roost.engine import chaos
+from roost.engine import chaos, daemons
 from roost.engine.owner import is_provably_dead, same_host, start_ticks
 from roost.model import event as ev
 from roost.model import message as msg
@@ -213,6 +213,8 @@ async def recover_orphaned_runs(
             done.append(result)
     if startup:
         await sweep_processes(db, owner)
+        # Processes that left their recorded groups, started by servers that died.
+        await anyio.to_thread.run_sync(daemons.kill_tagged, is_provably_dead)
     return done
 
 

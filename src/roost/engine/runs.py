@@ -24,7 +24,7 @@ from roost.agent.loop import RetryPolicy, TurnOptions, run_turn
 from roost.agent.providers.base import ModelRequest
 from roost.agent.providers.registry import ProviderRegistry
 from roost.agent.tools.base import SubtaskResult, Tool
-from roost.engine import chaos, permissions
+from roost.engine import chaos, daemons, permissions
 from roost.engine.heartbeat import Heartbeat
 from roost.engine.owner import start_ticks, this_owner
 from roost.engine.recovery import recover_orphaned_runs
@@ -206,7 +206,13 @@ class RunManager:
         self.kick(session_id)
 
     async def stop(self) -> None:
-        """Interrupt every executing turn (stored as interrupted) and end all workers."""
+        """Interrupt every executing turn (stored as interrupted) and end all workers.
+
+        Callers waiting on a run (``wait_run``) are released, including those whose run is
+        still queued: it starts again with the next server. Idempotent.
+        """
+        if self._stopping:
+            return
         self._stopping = True
         if self._recovery_task is not None:
             self._recovery_task.cancel()
@@ -219,6 +225,11 @@ class RunManager:
             await asyncio.wait(tasks)
         if self._heartbeat is not None:
             await asyncio.to_thread(self._heartbeat.stop)
+        # What tool calls left running outside their process groups goes with the server.
+        owner = self.owner
+        await asyncio.to_thread(daemons.kill_tagged, lambda tagged: tagged == owner)
+        for run_id in list(self._waiters):
+            self._resolve_waiters(run_id)
 
     # -- internals -------------------------------------------------------------------
 
@@ -388,6 +399,7 @@ class RunManager:
             approve=lambda approved: self._approve(sid, approved, writer.generation),
             run_subtask=self._subtask,
             waits=self._waits,
+            owner=self.owner,
             record_process=lambda pgid, call_id: self._record_process(run, pgid, call_id),
             forget_process=self._forget_process,
         )

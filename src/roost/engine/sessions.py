@@ -30,7 +30,7 @@ from roost.ids import new_message_id, new_part_id, new_session_id
 from roost.model import event as ev
 from roost.model import message as msg
 from roost.model.event import StoredEvent
-from roost.model.session import new_session
+from roost.model.session import IDLE, new_session
 from roost.store import queries, runs
 from roost.store.database import Database
 from roost.store.event_log import Tx, now_ms, read_events_after
@@ -100,10 +100,19 @@ class SessionService:
         for sid in queued:
             self.runs.kick(sid)
 
-    async def stop(self) -> None:
-        """Interrupt turns durably, end event streams, close providers and the store."""
+    async def interrupt(self) -> None:
+        """The first step of a graceful stop: interrupt executing turns durably ("interrupted:
+        server stopped"), then end every event stream after the events committed so far.
+
+        The store stays open, so a request still waiting on a turn (a synchronous prompt) is
+        answered from it. Idempotent; ``stop`` runs it too.
+        """
         await self.runs.stop()
         self.broadcaster.close_all()
+
+    async def stop(self) -> None:
+        """Interrupt turns durably, end event streams, close providers and the store."""
+        await self.interrupt()
         await self._providers.close()
         await self.db.close()
 
@@ -460,13 +469,23 @@ class SessionService:
 
         The turn's pending permission and question requests are closed, running child
         sessions are aborted with it, and prompts queued behind it stay queued and run next.
+        When nothing was executing, ``session.status`` idle and ``session.idle`` are emitted
+        all the same, as OpenCode 1.18.34 does: a client that still shows the session busy
+        (a TUI that missed the end of a turn across a server restart) recovers from them.
 
         Raises:
             SessionNotFound: No such session.
         """
         await self.get_session(session_id)
-        await self.runs.abort(session_id)
+        stopped = await self.runs.abort(session_id)
         await self.requests.cancel(session_id)
+        if not stopped and not await self.runs.is_busy(session_id):
+
+            def announce_idle(tx: Tx) -> None:
+                tx.append(session_id, ev.SESSION_STATUS, {"sessionID": session_id, "status": IDLE})
+                tx.append(session_id, ev.SESSION_IDLE, {"sessionID": session_id})
+
+            await self.db.write(announce_idle)
         return True
 
     # -- sub-agents ------------------------------------------------------------------

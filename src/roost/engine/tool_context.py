@@ -53,6 +53,8 @@ class RunScope:
     approve: Callable[[list[Rule]], Awaitable[None]]
     run_subtask: Callable[..., Awaitable[SubtaskResult]]
     waits: WaitPolicy = field(default_factory=WaitPolicy)
+    owner: str = ""
+    """The server's owner id (``engine/owner.py``), tagged onto tool processes."""
     record_process: Callable[[int, str], Awaitable[None]] | None = None
     forget_process: Callable[[int], Awaitable[None]] | None = None
 
@@ -86,8 +88,13 @@ class EngineToolContext:
         return self._scope.directory
 
     @property
-    def output_dir(self) -> Path:
-        return self._scope.output_dir
+    def output_path(self) -> Path:
+        part_id = self._scope.writer.tools[self.call_id]["id"]
+        return self._scope.output_dir / f"{part_id}.txt"
+
+    @property
+    def process_owner(self) -> str:
+        return self._scope.owner
 
     async def ask_permission(
         self,

@@ -21,6 +21,8 @@ MAX_OUTPUT_LINES = 2000
 """Longest tool output (lines) the model sees; the rest is kept on disk (as OpenCode does)."""
 MAX_OUTPUT_BYTES = 50 * 1024
 """Longest tool output (bytes, UTF-8) the model sees."""
+PROCESS_OWNER_ENV = "ROOST_TOOL_OWNER"
+"""Environment variable naming the server that started a tool process (``process_owner``)."""
 
 
 class ToolError(Exception):
@@ -68,8 +70,19 @@ class ToolContext(Protocol):
         ...
 
     @property
-    def output_dir(self) -> Path:
-        """Where full outputs of truncated results are kept (exists)."""
+    def output_path(self) -> Path:
+        """Where this call's full output is kept when its result is truncated.
+
+        Named from Roost's own part id, never from provider-supplied text (a call id such as
+        ``../../x`` must not choose where a file is written). The folder may not exist yet.
+        """
+        ...
+
+    @property
+    def process_owner(self) -> str:
+        """The server process's owner id, set as ``PROCESS_OWNER_ENV`` in the environment of
+        every process the call starts, so that ones that leave their process group
+        (``setsid cmd &``) are still found and killed on stop or by recovery."""
         ...
 
     async def ask_permission(

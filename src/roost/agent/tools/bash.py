@@ -26,7 +26,15 @@ from typing import Any
 
 from pydantic import Field
 
-from roost.agent.tools.base import Params, Tool, ToolContext, ToolError, ToolResult, truncate_output
+from roost.agent.tools.base import (
+    PROCESS_OWNER_ENV,
+    Params,
+    Tool,
+    ToolContext,
+    ToolError,
+    ToolResult,
+    truncate_output,
+)
 from roost.agent.tools.paths import resolve_path
 
 SHELL = "/bin/bash"
@@ -99,9 +107,7 @@ class BashTool(Tool):
         outcome = await _execute(command, cwd, timeout_ms / 1000, ctx)
 
         text = outcome.text or "(no output)"
-        output, truncated = await asyncio.to_thread(
-            truncate_output, text, save_to=ctx.output_dir / f"{ctx.call_id}.txt"
-        )
+        output, truncated = await asyncio.to_thread(truncate_output, text, save_to=ctx.output_path)
         if outcome.timed_out:
             output += (
                 "\n\n<shell_metadata>\n"
@@ -194,6 +200,7 @@ async def _execute(command: str, cwd: Path, timeout_s: float, ctx: ToolContext) 
             SHELL,
             command,
             cwd=cwd,
+            env={**os.environ, PROCESS_OWNER_ENV: ctx.process_owner},
             stdin=asyncio.subprocess.DEVNULL,
             stdout=write_fd,
             stderr=write_fd,
@@ -258,7 +265,8 @@ async def _execute(command: str, cwd: Path, timeout_s: float, ctx: ToolContext) 
 
 
 def _gated(gate_fd: int) -> str:
-    """The script of the group's first shell: wait at the gate, then become ``bash -c CMD``.
+    """The script of the group's first shell: wait at the gate, close every file descriptor
+    but stdin, stdout and stderr, then become ``bash -c CMD``.
 
     The group is recorded (``ToolContext.record_process``) before its command runs: the shell
     waits for a line on ``gate_fd``, which the server writes only once the record committed.
@@ -266,8 +274,17 @@ def _gated(gate_fd: int) -> str:
     a crash every process a command started belongs to a recorded group that recovery kills.
     ``exec`` keeps the pid (the group leader), and the command runs exactly as
     ``bash -c CMD`` would, with ``$0`` the shell.
+
+    Closing the descriptors here does not depend on the event loop: uvloop's spawn does not
+    honour ``close_fds``, so any descriptor of the server not marked close-on-exec (a
+    listening socket, a database file) would otherwise reach the command and everything it
+    starts, and could outlive the server.
     """
-    return f'IFS= read -r -u {gate_fd} _ || exit 125; exec {gate_fd}<&-; exec "$0" -c "$1"'
+    return (
+        f"IFS= read -r -u {gate_fd} _ || exit 125; "
+        'for f in /proc/$$/fd/*; do f=${f##*/}; [ "$f" -gt 2 ] && exec {f}>&-; done; '
+        'exec "$0" -c "$1"'
+    )
 
 
 async def _terminate_group(pgid: int) -> None:
