@@ -79,19 +79,22 @@ def test_question_aborted_leaves_the_list_and_a_late_reply_is_404(
     assert server.get("/session/status").json() == {}
 
 
-def test_rejected_question_fails_the_call_and_the_model_is_told(
+def test_dismissed_question_ends_the_turn_and_the_model_hears_of_it_next_prompt(
     server: RoostServer, llm: ScriptedLLM
 ) -> None:
     sid, request = _ask(server, llm)
-    llm.enqueue(text_turn("understood"))
     assert server.post(f"/question/{request['id']}/reject").json() is True
     msgs = server.wait_idle(sid)
     part = _tool_parts(msgs)[0]
     assert part["state"]["status"] == "error"
     assert "dismissed" in part["state"]["error"]
+    assert len(llm.requests) == 1, "the turn ends: no further model request (as OpenCode)"
+    assert "error" not in msgs[-1]["info"]
+    llm.enqueue(text_turn("understood"))
+    server.prompt(sid, "never mind")
     tool_messages = [m for m in llm.requests[-1]["messages"] if m["role"] == "tool"]
     assert tool_messages[0]["content"].startswith("Error:")
-    assert "error" not in msgs[-1]["info"]
+    assert "dismissed" in tool_messages[0]["content"]
 
 
 def test_deleting_the_session_cancels_its_pending_question(
@@ -172,11 +175,10 @@ def test_permission_ask_then_reply_once(asking_server: RoostServer, llm: Scripte
     assert asking_server.get("/permission").json() == []
 
 
-def test_rejected_permission_becomes_an_error_part_and_the_model_is_told_why(
+def test_rejected_permission_ends_the_turn_and_the_model_is_told_next_prompt(
     asking_server: RoostServer, llm: ScriptedLLM
 ) -> None:
     sid, request = _ask_permission(asking_server, llm)
-    llm.enqueue(text_turn("ok, I won't"))
     legacy = asking_server.post(
         f"/session/{sid}/permissions/{request['id']}", json={"response": "reject"}
     )
@@ -185,8 +187,35 @@ def test_rejected_permission_becomes_an_error_part_and_the_model_is_told_why(
     part = _tool_parts(msgs)[0]
     assert part["state"]["status"] == "error"
     assert "rejected" in part["state"]["error"]
+    assert len(llm.requests) == 1, "the turn ends: no further model request (as OpenCode)"
+    llm.enqueue(text_turn("ok, I won't"))
+    asking_server.prompt(sid, "do something else")
     told = next(m for m in llm.requests[-1]["messages"] if m["role"] == "tool")["content"]
     assert "rejected" in told
+
+
+def test_continue_loop_on_deny_calls_the_model_again_after_a_rejection(
+    asking_project: Path, llm: ScriptedLLM, tmp_path: Path
+) -> None:
+    project = asking_project
+    config = project_config(
+        llm.base_url,
+        permission={"skill": "ask"},
+        experimental={"continue_loop_on_deny": True},
+    )
+    (project / "opencode.json").write_text(json.dumps(config))
+    srv = RoostServer(project, tmp_path / "continue.db").start()
+    try:
+        llm.enqueue(tool_turn("skill", {"name": "greet"}), text_turn("ok, I won't"))
+        sid = srv.create_session()["id"]
+        assert srv.post(f"/session/{sid}/prompt_async", json=prompt_body("go")).status_code == 204
+        pending = wait_for(lambda: srv.get("/permission").json(), what="a pending permission")
+        srv.post(f"/permission/{pending[0]['id']}/reply", json={"reply": "reject"})
+        msgs = srv.wait_idle(sid)
+        assert len(llm.requests) == 2
+        assert msgs[-1]["parts"][-2]["text"] == "ok, I won't"
+    finally:
+        srv.close()
 
 
 def test_always_approval_is_remembered_for_the_session(

@@ -9,7 +9,10 @@ turn writer) and raises ``ProviderError`` when the provider fails for good.
 - **Tools.** Calls of one step run concurrently when every called tool is read-only, otherwise
   one after the other, in the model's order. A failing call (``ToolError``, bad arguments, an
   unknown tool) becomes an ``error`` part and the model is told the error; it does not end the
-  turn. Cancellation (abort) propagates.
+  turn, except when the user said no (``ToolError.ends_turn``: a rejected permission, a
+  dismissed question): then the step's other calls still finish and the turn ends without
+  another model request, unless ``TurnOptions.continue_on_deny``. Cancellation (abort)
+  propagates.
 - **Retries.** A retryable failure (429, 5xx, transport) before the step produced output is
   retried up to ``RetryPolicy.max_attempts`` times with exponential backoff (tenacity); each
   wait is reported through ``TurnSink.retrying`` so clients see ``session.status`` ``retry``.
@@ -93,6 +96,8 @@ class TurnOptions:
     tools: dict[str, Tool] = field(default_factory=dict)
     max_steps: int = 50
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    continue_on_deny: bool = False
+    """Call the model again after the user refused (``experimental.continue_loop_on_deny``)."""
 
 
 @dataclass
@@ -158,10 +163,12 @@ async def run_turn(
         await sink.step_finished(step.finish_reason, step.usage)
         if not step.calls:
             return step.finish_reason
+        if any(r.refused for r in results) and not options.continue_on_deny:
+            return step.finish_reason
         messages.append(_assistant_message(step))
         messages.extend(
-            {"role": "tool", "tool_call_id": call.call_id, "content": output}
-            for call, output in zip(step.calls, results, strict=True)
+            {"role": "tool", "tool_call_id": call.call_id, "content": result.output}
+            for call, result in zip(step.calls, results, strict=True)
         )
     return "tool-calls"
 
@@ -236,10 +243,18 @@ def _assistant_message(step: _Step) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class _CallOutcome:
+    output: str
+    """What the model sees."""
+    refused: bool = False
+    """The user said no (``ToolError.ends_turn``)."""
+
+
 async def _run_calls(
     calls: list[ToolCallRequest], sink: TurnSink, tools: dict[str, Tool]
-) -> list[str]:
-    """Run a step's calls; returns what the model sees for each, in call order."""
+) -> list[_CallOutcome]:
+    """Run a step's calls; returns the outcome of each, in call order."""
     if all(c.name in tools and tools[c.name].read_only for c in calls) and len(calls) > 1:
         async with asyncio.TaskGroup() as group:
             tasks = [group.create_task(_run_call(c, sink, tools)) for c in calls]
@@ -247,12 +262,12 @@ async def _run_calls(
     return [await _run_call(c, sink, tools) for c in calls]
 
 
-async def _run_call(call: ToolCallRequest, sink: TurnSink, tools: dict[str, Tool]) -> str:
+async def _run_call(call: ToolCallRequest, sink: TurnSink, tools: dict[str, Tool]) -> _CallOutcome:
     tool = tools.get(call.name)
     if tool is None:
         error = f"Unknown tool {call.name!r}. Available tools: {', '.join(sorted(tools))}"
         await sink.tool_failed(call, error)
-        return f"Error: {error}"
+        return _CallOutcome(f"Error: {error}")
     ctx = sink.tool_context(call)
     await sink.tool_running(call)
     try:
@@ -260,15 +275,15 @@ async def _run_call(call: ToolCallRequest, sink: TurnSink, tools: dict[str, Tool
         result = await tool.run(params, ctx)
     except ToolError as exc:
         await sink.tool_failed(call, exc.message)
-        return f"Error: {exc.message}"
+        return _CallOutcome(f"Error: {exc.message}", refused=exc.ends_turn)
     except Exception as exc:
         log.exception("tool %s failed", call.name)
         await sink.tool_failed(call, f"{type(exc).__name__}: {exc}")
-        return f"Error: {type(exc).__name__}: {exc}"
+        return _CallOutcome(f"Error: {type(exc).__name__}: {exc}")
     output = result.output
     if not result.metadata.get("truncated"):  # a tool that truncated itself saved it all
         output, cut = truncate_output(output, save_to=ctx.output_path)
         if cut:
             result = ToolResult(output, result.title, {**result.metadata, "truncated": True})
     await sink.tool_completed(call, result)
-    return output
+    return _CallOutcome(output)

@@ -417,7 +417,14 @@ class RunManager:
             temperature=agent.temperature,
             top_p=agent.top_p,
         )
-        options = TurnOptions(tools=tools, max_steps=agent.steps or 50, retry=self._retry)
+        options = TurnOptions(
+            tools=tools,
+            max_steps=agent.steps or 50,
+            retry=self._retry,
+            continue_on_deny=bool(
+                (self._catalog.config.get("experimental") or {}).get("continue_loop_on_deny")
+            ),
+        )
         await run_turn(provider, model_request, writer, options)
 
     async def _record_process(self, run: runs.RunRow, pgid: int, call_id: str) -> None:

@@ -136,7 +136,8 @@ class EngineToolContext:
             await asyncio.shield(self._scope.set_status({"type": "busy", "reason": "running"}))
         if reply.value == "reject":
             raise PermissionRejected(
-                f"The user rejected permission {permission!r} for {', '.join(patterns)}."
+                f"The user rejected permission {permission!r} for {', '.join(patterns)}.",
+                ends_turn=True,
             )
         if reply.value == "always":
             approved = [
@@ -181,7 +182,7 @@ class EngineToolContext:
         finally:
             await asyncio.shield(self._scope.set_status({"type": "busy", "reason": "running"}))
         if reply.value is None:
-            raise ToolError("The user dismissed the question.")
+            raise ToolError("The user dismissed the question.", ends_turn=True)
         return [list(a) for a in reply.value]
 
     async def run_subtask(

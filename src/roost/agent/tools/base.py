@@ -26,11 +26,19 @@ PROCESS_OWNER_ENV = "ROOST_TOOL_OWNER"
 
 
 class ToolError(Exception):
-    """The tool failed; ``message`` becomes the part's ``state.error`` and the model sees it."""
+    """The tool failed; ``message`` becomes the part's ``state.error`` and the model sees it.
 
-    def __init__(self, message: str) -> None:
+    Attributes:
+        ends_turn: The user said no (rejected a permission request, dismissed a question):
+            the turn ends after this step instead of calling the model again, as OpenCode
+            1.18.34 does with its ``RejectedError`` unless ``experimental.continue_loop_on_deny``.
+            The model reads the error with the next prompt.
+    """
+
+    def __init__(self, message: str, *, ends_turn: bool = False) -> None:
         super().__init__(message)
         self.message = message
+        self.ends_turn = ends_turn
 
 
 class PermissionRejected(ToolError):
