@@ -57,7 +57,8 @@ async ([base, auth]) => {
     });
     out.promptStatus = prompt.status;
     for (let i = 0; i < 100 && out.output === undefined; i++) {
-      const messages = await (await fetch(base + `/session/${session.id}/message`, {headers})).json();
+      const listed = await fetch(base + `/session/${session.id}/message`, {headers});
+      const messages = await listed.json();
       const tool = messages.flatMap((m) => m.parts).find(
         (p) => p.type === "tool" && p.state.status === "completed");
       if (tool) out.output = tool.state.output;
