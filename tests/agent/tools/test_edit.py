@@ -58,6 +58,7 @@ async def test_edit_replaces_the_one_occurrence(ctx: LocalToolContext, module: P
     diff = result.metadata["diff"]
     assert "-    return 1\n+    return 2\n" in diff
     assert result.metadata["filepath"] == str(module)
+    assert result.metadata["diagnostics"] == {}
     assert (result.metadata["additions"], result.metadata["deletions"]) == (1, 1)
     permission, patterns, metadata = ctx.asked[-1]
     assert (permission, patterns) == ("edit", ["m.py"])

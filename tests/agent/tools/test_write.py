@@ -38,7 +38,7 @@ async def test_write_creates_the_file_and_its_folders(ctx: LocalToolContext) -> 
     assert target.read_text() == "x = 1\n"
     assert result.output == f"Created {target} (6 bytes)."
     assert result.title == "deep/er/new.py"
-    assert result.metadata == {"filepath": str(target), "exists": False}
+    assert result.metadata == {"diagnostics": {}, "filepath": str(target), "exists": False}
 
 
 async def test_write_asks_edit_permission_with_a_diff(ctx: LocalToolContext) -> None:

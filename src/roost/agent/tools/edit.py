@@ -157,6 +157,7 @@ class EditTool(Tool):
             output=output,
             title=name,
             metadata={
+                "diagnostics": {},  # LSP diagnostics by file, as OpenCode; no LSP runs here
                 "filepath": str(path),
                 "diff": diff,
                 "additions": additions,

@@ -135,5 +135,7 @@ class WriteTool(Tool):
         return ToolResult(
             output=f"{verb} {path} ({size} bytes).",
             title=name,
-            metadata={"filepath": str(path), "exists": old is not None},
+            # OpenCode's shape: the TUI renders the written content only when ``diagnostics``
+            # (LSP diagnostics by file; Roost runs no language server) is present.
+            metadata={"diagnostics": {}, "filepath": str(path), "exists": old is not None},
         )
