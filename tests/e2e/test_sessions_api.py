@@ -4,6 +4,7 @@ OpenAPI schemas), id order, parent/child trees, updates, deletion and the messag
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import time
 from pathlib import Path
@@ -14,8 +15,8 @@ import pytest
 
 from tests.support.events import EventCollector, Frame
 from tests.support.openapi import validate
-from tests.support.scripted_llm import ScriptedLLM, text_turn
-from tests.support.server import RoostServer, prompt_body
+from tests.support.scripted_llm import ScriptedLLM, Text, Turn, text_turn, tool_turn
+from tests.support.server import RoostServer, project_config, prompt_body
 
 pytestmark = pytest.mark.e2e
 
@@ -317,3 +318,31 @@ def test_no_reply_prompt_stores_only_the_user_message_and_asks_no_model(
     assert server.messages(sid) == [body]
     assert server.get("/session/status").json() == {}
     assert llm.requests == []
+
+
+def test_session_tokens_cost_and_model_are_updated_after_each_step(
+    project: Path, llm: ScriptedLLM, tmp_path: Path
+) -> None:
+    config = project_config(llm.base_url)
+    models = config["provider"]["scripted"]["models"]
+    models["scripted-model"] = {"cost": {"input": 3, "output": 15}}
+    (project / "opencode.json").write_text(json.dumps(config))
+    srv = RoostServer(project, tmp_path / "usage.db").start()
+    try:
+        sid = srv.create_session()["id"]
+        llm.enqueue(Turn([Text("one")], usage=(100, 20)))
+        srv.prompt(sid, "first")
+        llm.enqueue(tool_turn("todowrite", {"todos": []}), Turn([Text("two")], usage=(7, 3)))
+        srv.prompt(sid, "second", model={"providerID": "scripted", "modelID": "other-model"})
+
+        session = srv.get(f"/session/{sid}").json()
+        validate(session, "Session")
+        # 100+20, then two steps on other-model: the tool step (10, 5) and the answer (7, 3).
+        assert session["tokens"]["input"] == 117
+        assert session["tokens"]["output"] == 28
+        assert session["cost"] == pytest.approx((100 * 3 + 20 * 15) / 1_000_000)
+        assert session["model"] == {"id": "other-model", "providerID": "scripted"}
+        [first] = [m for m in srv.messages(sid) if m["info"]["role"] == "assistant"][:1]
+        assert first["info"]["cost"] == pytest.approx(600 / 1_000_000)
+    finally:
+        srv.close()

@@ -182,6 +182,27 @@ class Catalog:
             raise UnknownAgent(name, sorted(self.agents))
         return found
 
+    def model_entry(self, provider_id: str, model_id: str) -> dict[str, Any]:
+        """The config's ``provider.<id>.models.<id>`` entry (``{}`` when it has none)."""
+        providers = self.config.get("provider") or {}
+        models = (providers.get(provider_id) or {}).get("models") or {}
+        entry = models.get(model_id) if isinstance(models, dict) else None
+        return entry if isinstance(entry, dict) else {}
+
+    def step_cost(self, provider_id: str, model_id: str, tokens: dict[str, Any]) -> float:
+        """A step's cost in USD from the model's config ``cost`` (USD per million tokens:
+        ``input``, ``output``, ``cache_read``, ``cache_write``, as OpenCode's ``Model.cost``);
+        0 when the config gives no prices."""
+        price = self.model_entry(provider_id, model_id).get("cost") or {}
+        cache = tokens.get("cache") or {}
+        per_million = (
+            float(price.get("input") or 0) * int(tokens.get("input") or 0)
+            + float(price.get("output") or 0) * int(tokens.get("output") or 0)
+            + float(price.get("cache_read") or 0) * int(cache.get("read") or 0)
+            + float(price.get("cache_write") or 0) * int(cache.get("write") or 0)
+        )
+        return per_million / 1_000_000
+
     def resolve_model(
         self, provider_id: str | None, model_id: str | None, agent: AgentConfig
     ) -> ResolvedModel:

@@ -11,6 +11,7 @@ error: the assistant message carries ``error`` and ``session.error`` is emitted)
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -374,6 +375,9 @@ class RunManager:
         )
         provider = self._providers.get(resolved.provider)
         sid = run.session_id
+        writer.price = functools.partial(
+            self._catalog.step_cost, resolved.provider.id, resolved.model_id
+        )
 
         def read(c: Any) -> tuple[list[queries.MessageRow], str | None]:
             return queries.list_messages(c, sid), queries.get_session(c, sid)

@@ -26,14 +26,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from roost.agent.providers.base import ToolCallRequest, Usage
 from roost.agent.tools.base import ToolResult
 from roost.engine import chaos
 from roost.ids import new_message_id, new_part_id
 from roost.model import event as ev
 from roost.model import message as msg
-from roost.model.session import IDLE
-from roost.store import leases, runs
+from roost.model.session import IDLE, empty_tokens
+from roost.store import leases, queries, runs
 from roost.store.database import Database
 from roost.store.event_log import Tx, now_ms
 
@@ -55,6 +57,27 @@ class _OpenPart:
     part: dict[str, Any]
     field: str
     buffered: str = ""
+
+
+def _add_usage(tx: Tx, session_id: str, step: dict[str, Any]) -> None:
+    """Add a finished step's tokens and cost to the session and make its model the session's
+    (OpenCode updates ``Session.tokens``, ``cost`` and ``model`` after each step)."""
+    stored = queries.get_session(tx.conn, session_id)
+    if stored is None:
+        return
+    info = orjson.loads(stored)
+    totals = info.get("tokens") or empty_tokens()
+    tokens = step.get("tokens") or {}
+    for key in ("input", "output", "reasoning"):
+        totals[key] = totals.get(key, 0) + int(tokens.get(key, 0))
+    cache = totals.setdefault("cache", {"read": 0, "write": 0})
+    for key in ("read", "write"):
+        cache[key] = cache.get(key, 0) + int((tokens.get("cache") or {}).get(key, 0))
+    info["tokens"] = totals
+    info["cost"] = float(info.get("cost") or 0) + float(step.get("cost") or 0)
+    info["model"] = {"id": step["modelID"], "providerID": step["providerID"]}
+    info.setdefault("time", {})["updated"] = now_ms()
+    tx.append(session_id, ev.SESSION_UPDATED, {"sessionID": session_id, "info": info})
 
 
 class TurnWriter:
@@ -93,6 +116,8 @@ class TurnWriter:
         self.final_text = ""
         """Text of the last step (what a sub-agent's parent receives)."""
         self.context_factory: Callable[[ToolCallRequest], Any] | None = None
+        self.price: Callable[[dict[str, Any]], float] | None = None
+        """A step's cost in USD from its tokens (``Catalog.step_cost``); None: free."""
 
     @property
     def session_id(self) -> str:
@@ -151,10 +176,11 @@ class TurnWriter:
             )
         )
         self.assistant["tokens"] = toks
+        self.assistant["cost"] = self.price(toks) if self.price is not None else 0
         self.assistant["finish"] = finish_of(finish_reason)
         self._queue_message()
         self._step_done = True
-        await self.flush()
+        await self.flush(usage=self.assistant)
 
     async def retrying(self, attempt: int, message: str, next_ms: int) -> None:
         """Show ``retry`` status until the next attempt starts."""
@@ -305,13 +331,20 @@ class TurnWriter:
 
             await self._db.write(commit)
 
-    async def flush(self, *, status: dict[str, Any] | None = None) -> None:
-        """Commit pending events and buffered deltas now (and a new lease status, if given)."""
+    async def flush(
+        self, *, status: dict[str, Any] | None = None, usage: dict[str, Any] | None = None
+    ) -> None:
+        """Commit pending events and buffered deltas now (and a new lease status, if given).
+
+        ``usage``: a finished step's assistant message, whose tokens and cost are added to
+        the session's totals in the same commit (``session.updated``).
+        """
         async with self._lock:
             events = self._take_buffered()
-            if not events and status is None:
+            if not events and status is None and usage is None:
                 return
             sid, generation = self._sid, self.generation
+            step = copy.deepcopy(usage) if usage is not None else None
 
             def commit(tx: Tx) -> None:
                 leases.check(tx.conn, sid, generation)
@@ -319,6 +352,8 @@ class TurnWriter:
                     tx.append(sid, type_, props)
                 if status is not None:
                     leases.set_status(tx.conn, sid, generation, status)
+                if step is not None:
+                    _add_usage(tx, sid, step)
 
             try:
                 await self._db.write(commit)
