@@ -56,6 +56,11 @@ def rules_from_config(value: Any) -> list[Rule]:
     return rules
 
 
+DEFAULT_CONTEXT_TOKENS: Final = 128_000
+"""Context window assumed for a model whose config gives no ``limit.context``."""
+DEFAULT_OUTPUT_TOKENS: Final = 32_000
+"""Output limit assumed for a model whose config gives no ``limit.output``."""
+
 OPENAI_COMPATIBLE_NPM: Final = frozenset({"@ai-sdk/openai-compatible", "@ai-sdk/openai"})
 ANTHROPIC_NPM: Final = "@ai-sdk/anthropic"
 _NPM_BY_PROVIDER_ID: Final = {"openai": "@ai-sdk/openai", "anthropic": ANTHROPIC_NPM}
@@ -188,6 +193,66 @@ class Catalog:
         models = (providers.get(provider_id) or {}).get("models") or {}
         entry = models.get(model_id) if isinstance(models, dict) else None
         return entry if isinstance(entry, dict) else {}
+
+    def model_info(self, provider: ProviderConfig, model_id: str) -> dict[str, Any]:
+        """The model in the shape of OpenAPI ``Model`` (``GET /provider``, ``/config/providers``),
+        from its config entry: ``name``, ``limit``, ``cost`` (per million tokens), ``attachment``,
+        ``reasoning``, ``temperature``, ``tool_call``, ``modalities`` and ``release_date``.
+
+        What the entry leaves out takes OpenCode's defaults for a model it has no data on: text
+        in and out, tool calls and temperature on, no attachments or reasoning, limits
+        ``DEFAULT_CONTEXT_TOKENS`` / ``DEFAULT_OUTPUT_TOKENS``, free.
+        """
+        entry = self.model_entry(provider.id, model_id)
+        modalities = entry.get("modalities") or {}
+        inputs = set(modalities.get("input") or ["text"])
+        outputs = set(modalities.get("output") or ["text"])
+        attachment = bool(entry.get("attachment", False))
+        if attachment and not modalities.get("input"):
+            inputs |= {"image", "pdf"}
+        kinds = ("text", "audio", "image", "video", "pdf")
+        limit = entry.get("limit") or {}
+        cost = entry.get("cost") or {}
+        info: dict[str, Any] = {
+            "id": model_id,
+            "providerID": provider.id,
+            "name": str(entry.get("name") or model_id),
+            "api": {
+                "id": str(entry.get("id") or model_id),
+                "url": provider.base_url or "",
+                "npm": provider.npm,
+            },
+            "capabilities": {
+                "temperature": bool(entry.get("temperature", True)),
+                "reasoning": bool(entry.get("reasoning", False)),
+                "attachment": attachment,
+                "toolcall": bool(entry.get("tool_call", True)),
+                "input": {k: k in inputs for k in kinds},
+                "output": {k: k in outputs for k in kinds},
+                "interleaved": False,
+            },
+            "cost": {
+                "input": float(cost.get("input") or 0),
+                "output": float(cost.get("output") or 0),
+                "cache": {
+                    "read": float(cost.get("cache_read") or 0),
+                    "write": float(cost.get("cache_write") or 0),
+                },
+            },
+            "limit": {
+                "context": int(limit.get("context") or DEFAULT_CONTEXT_TOKENS),
+                "output": int(limit.get("output") or DEFAULT_OUTPUT_TOKENS),
+            },
+            "status": str(entry.get("status") or "active"),
+            "options": dict(entry.get("options") or {}),
+            "headers": dict(entry.get("headers") or {}),
+            "release_date": str(entry.get("release_date") or ""),
+        }
+        if entry.get("family"):
+            info["family"] = str(entry["family"])
+        if limit.get("input"):
+            info["limit"]["input"] = int(limit["input"])
+        return info
 
     def step_cost(self, provider_id: str, model_id: str, tokens: dict[str, Any]) -> float:
         """A step's cost in USD from the model's config ``cost`` (USD per million tokens:

@@ -33,28 +33,6 @@ def _redacted_config(config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _model_entry(provider_id: str, model_id: str) -> dict[str, Any]:
-    return {
-        "id": model_id,
-        "providerID": provider_id,
-        "name": model_id,
-        "api": {"id": model_id},
-        "capabilities": {
-            "temperature": True,
-            "reasoning": False,
-            "attachment": False,
-            "toolcall": True,
-            "input": {"text": True},
-            "output": {"text": True},
-        },
-        "cost": {"input": 0, "output": 0},
-        "limit": {"context": 128000, "output": 32000},
-        "status": "active",
-        "options": {},
-        "headers": {},
-    }
-
-
 def _providers(service: SessionService) -> list[dict[str, Any]]:
     out = []
     for p in service.catalog.providers.values():
@@ -66,7 +44,7 @@ def _providers(service: SessionService) -> list[dict[str, Any]]:
                 "source": "config",
                 "env": [],
                 "options": {},
-                "models": {m: _model_entry(p.id, m) for m in models},
+                "models": {m: service.catalog.model_info(p, m) for m in models},
             }
         )
     return out
