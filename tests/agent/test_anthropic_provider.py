@@ -9,7 +9,11 @@ from typing import Any
 import pytest
 
 from roost.agent.catalog import ANTHROPIC_NPM, Catalog, ProviderConfig
-from roost.agent.providers.anthropic import AnthropicProvider, max_tokens_for
+from roost.agent.providers.anthropic import (
+    AnthropicProvider,
+    max_tokens_for,
+    to_anthropic_messages,
+)
 from roost.agent.providers.base import (
     ModelRequest,
     ProviderEvent,
@@ -313,3 +317,31 @@ def test_anthropic_api_key_adds_an_anthropic_provider_for_any_model() -> None:
     assert resolved.provider == ProviderConfig(
         "anthropic", ANTHROPIC_NPM, "http://127.0.0.1:1", "sk-ant", None, "Anthropic"
     )
+
+
+def test_images_and_pdfs_become_image_and_document_blocks() -> None:
+    content = [
+        {"type": "text", "text": "look"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+        {
+            "type": "file",
+            "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64,BBBB"},
+        },
+    ]
+    _, messages = to_anthropic_messages([{"role": "user", "content": content}])
+    assert messages == [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "look"},
+                {
+                    "type": "image",
+                    "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"},
+                },
+                {
+                    "type": "document",
+                    "source": {"type": "base64", "media_type": "application/pdf", "data": "BBBB"},
+                },
+            ],
+        }
+    ]

@@ -103,3 +103,17 @@ def test_opencode_run_attach_with_an_agent(
     user, assistant = server.messages(session["id"])
     assert user["info"]["agent"] == agent
     assert assistant["info"]["agent"] == agent
+
+
+def test_opencode_run_attach_with_a_file_sends_its_content_to_the_model(
+    server: RoostServer, llm: ScriptedLLM, tmp_path: Path
+) -> None:
+    (server.directory / "notes.txt").write_text("the launch code is 4096\n")
+    llm.enqueue(text_turn("it holds a launch code"))
+    notes = str(server.directory / "notes.txt")
+    done = opencode_run(server, tmp_path, "describe the file", "-f", notes)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "it holds a launch code" in done.stdout
+    [user] = [m for m in llm.requests[-1]["messages"] if m["role"] == "user"]
+    assert "describe the file" in user["content"]
+    assert "the launch code is 4096" in user["content"]

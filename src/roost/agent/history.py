@@ -15,6 +15,8 @@ import platform
 from datetime import UTC, datetime
 from typing import Any
 
+from roost.agent import attachments
+
 DEFAULT_SYSTEM_PROMPT = (
     "You are a coding agent running inside Roost, working in the user's project directory. "
     "Answer concisely and accurately. When you are unsure, say so."
@@ -93,7 +95,15 @@ def to_chat_messages(system: str, messages: list[dict[str, Any]]) -> list[dict[s
     for m in messages:
         info, parts = m["info"], m["parts"]
         if info["role"] == "user":
-            out.append({"role": "user", "content": _text_of(parts)})
+            media = attachments.content_blocks(parts)
+            # Separate parts (a prompt and an attached file's synthetic read) stay apart.
+            text = "\n\n".join(
+                p["text"] for p in parts if p.get("type") == "text" and not p.get("ignored")
+            )
+            content: str | list[dict[str, Any]] = (
+                [{"type": "text", "text": text}, *media] if media else text
+            )
+            out.append({"role": "user", "content": content})
         else:
             out.extend(_assistant(parts))
     return out

@@ -10,10 +10,13 @@ changes nothing and admits nothing new: it is the client retrying.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import anyio
 import orjson
 
+from roost.agent import attachments
 from roost.agent.catalog import Catalog
 from roost.errors import InvalidInput, SessionNotFound
 from roost.ids import new_message_id, new_part_id, new_run_id
@@ -57,15 +60,36 @@ class Admitted:
     created: bool
 
 
+async def _resolve_parts(
+    inputs: list[dict[str, Any]], project: Path, accepts: dict[str, bool]
+) -> list[dict[str, Any]]:
+    """The parts to store: ``file`` parts resolved (``agent/attachments.py``), each followed
+    by the synthetic text parts that carry a text file's content to the model."""
+    if not any(p.get("type") == "file" for p in inputs):
+        return [dict(p) for p in inputs]
+    out: list[dict[str, Any]] = []
+    for p in inputs:
+        if p.get("type") != "file":
+            out.append(dict(p))
+            continue
+        stored, texts = await anyio.to_thread.run_sync(attachments.resolve, p, project, accepts)
+        out.append(dict(stored))
+        out.extend({"type": "text", "text": t, "synthetic": True} for t in texts)
+    return out
+
+
 async def admit_prompt(
-    db: Database, catalog: Catalog, session_id: str, prompt: PromptInput
+    db: Database, catalog: Catalog, session_id: str, prompt: PromptInput, *, directory: str
 ) -> Admitted:
     """Store a prompt durably (see the module docstring).
+
+    ``directory`` is the project: ``file://`` attachments must lie inside it.
 
     Raises:
         SessionNotFound: No such session.
         UnknownAgent, UnknownModel: The agent or model cannot run (400).
-        InvalidInput: A part id or ``messageID`` is already used elsewhere.
+        InvalidInput: A part id or ``messageID`` is already used elsewhere, or an attachment
+            cannot be sent to the model (``agent/attachments.py``).
     """
     agent = catalog.agent(prompt.agent)
     resolved = catalog.resolve_model(prompt.provider_id, prompt.model_id, agent)
@@ -82,10 +106,14 @@ async def admit_prompt(
         tools=prompt.tools,
         variant=prompt.variant,
     )
-    parts = [
-        {**p, "id": p.get("id") or new_part_id(), "sessionID": session_id, "messageID": message_id}
-        for p in prompt.parts
-    ]
+    parts = await _resolve_parts(
+        prompt.parts,
+        Path(directory),
+        catalog.model_info(resolved.provider, resolved.model_id)["capabilities"]["input"],
+    )
+    for p in parts:
+        p.update({"id": p.get("id") or new_part_id(), "sessionID": session_id})
+        p["messageID"] = message_id
     request = {
         "agent": agent.name,
         "providerID": resolved.provider.id,

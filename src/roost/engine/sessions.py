@@ -439,7 +439,9 @@ class SessionService:
 
     async def prompt_async(self, session_id: str, prompt: PromptInput) -> Admitted:
         """Admit a prompt durably and schedule its run; see ``admission``."""
-        admitted = await admit_prompt(self.db, self.catalog, session_id, prompt)
+        admitted = await admit_prompt(
+            self.db, self.catalog, session_id, prompt, directory=self.options.directory
+        )
         chaos.cut("after-admission")
         if admitted.run_id is not None:
             self.runs.kick(session_id)

@@ -145,12 +145,25 @@ def _plain_text(content: Any) -> str:  # Any: OpenAI content is a string, a part
 
 
 def _content_blocks(content: Any) -> list[dict[str, Any]]:  # Any: as in _plain_text
-    """Message content → one text block; empty or blank text is left out (the API rejects it).
-
-    Only text is carried: ``history`` sends nothing else yet.
-    """
+    """Message content → a text block (empty or blank text is left out: the API rejects it),
+    then one ``image`` / ``document`` block per OpenAI ``image_url`` / ``file`` part."""
     text = _plain_text(content)
-    return [{"type": "text", "text": text}] if text.strip() else []
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": text}] if text.strip() else []
+    for part in content if isinstance(content, list) else []:
+        if not isinstance(part, dict):
+            continue
+        if part.get("type") == "image_url":
+            blocks.append({"type": "image", "source": _base64_source(part["image_url"]["url"])})
+        elif part.get("type") == "file":
+            source = _base64_source(part["file"]["file_data"])
+            blocks.append({"type": "document", "source": source})
+    return blocks
+
+
+def _base64_source(data_url: str) -> dict[str, Any]:
+    """An Anthropic ``base64`` source from a ``data:<mime>;base64,<data>`` URL."""
+    header, _, data = data_url.partition(",")
+    return {"type": "base64", "media_type": header[5:].split(";")[0], "data": data}
 
 
 def _assistant_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:

@@ -197,8 +197,9 @@ def _suggestions(path: Path) -> list[str]:
     return [str(path.parent / n) for n in dict.fromkeys(similar)][:3]
 
 
-def _read(path: Path, first: int, limit: int) -> tuple[str, dict[str, Any]]:
-    """The tool's blocking work: output and metadata for ``path``.
+def read_path(path: Path, first: int, limit: int) -> tuple[str, dict[str, Any]]:
+    """The tool's blocking work: output and metadata for ``path`` (also what a prompt's
+    attached text file becomes, ``agent/attachments.py``).
 
     Raises:
         ToolError: Missing, binary, not a regular file, unreadable, or ``first`` past the end
@@ -242,5 +243,5 @@ class ReadTool(Tool):
         await ctx.ask_permission("read", [name], always=["*"], metadata={"filepath": str(path)})
         first = params.offset or 1
         limit = params.limit or DEFAULT_LIMIT
-        output, metadata = await anyio.to_thread.run_sync(_read, path, first, limit)
+        output, metadata = await anyio.to_thread.run_sync(read_path, path, first, limit)
         return ToolResult(output=output, title=name, metadata=metadata)
