@@ -2,6 +2,7 @@
 from here."""
 
 from roost.testing.scripted_llm import (
+    AUX_MODEL,
     MODEL_ID,
     Delay,
     Drop,
@@ -18,6 +19,7 @@ from roost.testing.scripted_llm import (
 )
 
 __all__ = [
+    "AUX_MODEL",
     "MODEL_ID",
     "Delay",
     "Drop",

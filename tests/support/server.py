@@ -22,6 +22,8 @@ from typing import Any
 import httpx
 from httpx_sse import connect_sse
 
+from roost.testing.scripted_llm import AUX_MODEL
+
 PROVIDER_ID = "scripted"
 MODEL_ID = "scripted-model"
 _START_TIMEOUT_S = 30.0
@@ -31,11 +33,13 @@ def project_config(llm_base_url: str, **extra: Any) -> dict[str, Any]:
     """An ``opencode.json`` whose default model is the scripted LLM."""
     config: dict[str, Any] = {
         "model": f"{PROVIDER_ID}/{MODEL_ID}",
+        # Titles go to the scripted LLM's auxiliary model, which answers by itself.
+        "small_model": f"{PROVIDER_ID}/{AUX_MODEL}",
         "provider": {
             PROVIDER_ID: {
                 "npm": "@ai-sdk/openai-compatible",
                 "options": {"baseURL": llm_base_url, "apiKey": "test-key"},
-                "models": {MODEL_ID: {}, "other-model": {}},
+                "models": {MODEL_ID: {}, "other-model": {}, AUX_MODEL: {}},
             }
         },
     }

@@ -17,7 +17,7 @@ import anyio
 import orjson
 
 from roost.agent import attachments
-from roost.agent.catalog import Catalog
+from roost.agent.catalog import Catalog, ResolvedModel
 from roost.errors import InvalidInput, SessionNotFound
 from roost.ids import new_message_id, new_part_id, new_run_id
 from roost.model import event as ev
@@ -53,11 +53,15 @@ class Admitted:
     Attributes:
         run_id: The run that will answer it; None with ``noReply``.
         created: False when the ``messageID`` was already stored (a retry).
+        session: The session's wire JSON as this admission stored it (None for a retry).
+        model: The model the prompt runs on.
     """
 
     message_id: str
     run_id: str | None
     created: bool
+    session: dict[str, Any] | None = None
+    model: ResolvedModel | None = None
 
 
 async def _resolve_parts(
@@ -153,7 +157,7 @@ async def admit_prompt(
         tx.append(session_id, ev.SESSION_UPDATED, {"sessionID": session_id, "info": session})
         if run_id is not None:
             runs.insert_run(tx.conn, run_id, session_id, message_id, request)
-        return Admitted(message_id, run_id, created=True)
+        return Admitted(message_id, run_id, created=True, session=session, model=resolved)
 
     return await db.write(admit)
 

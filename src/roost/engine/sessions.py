@@ -24,6 +24,7 @@ from roost.engine.admission import Admitted, PromptInput, admit_prompt
 from roost.engine.broadcaster import Broadcaster, Subscription
 from roost.engine.requests import RequestBroker
 from roost.engine.runs import RunManager
+from roost.engine.titles import TitleWriter
 from roost.engine.tool_context import WaitPolicy
 from roost.errors import InvalidInput, MessageNotFound, PartInUse, PartNotFound, SessionNotFound
 from roost.ids import new_message_id, new_part_id, new_session_id
@@ -85,6 +86,7 @@ class SessionService:
             instructions=list(options.instructions),
         )
         self.runs.run_subtask = self.run_subtask
+        self.titles = TitleWriter(db, catalog, providers)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -108,6 +110,7 @@ class SessionService:
         answered from it. Idempotent; ``stop`` runs it too.
         """
         await self.runs.stop()
+        await self.titles.stop()
         self.broadcaster.close_all()
 
     async def stop(self) -> None:
@@ -445,6 +448,9 @@ class SessionService:
         chaos.cut("after-admission")
         if admitted.run_id is not None:
             self.runs.kick(session_id)
+            if admitted.session is not None and admitted.model is not None:
+                text = "\n".join(p.get("text", "") for p in prompt.parts if p.get("type") == "text")
+                self.titles.schedule(session_id, admitted.session, text, admitted.model)
         return admitted
 
     async def prompt(self, session_id: str, prompt: PromptInput) -> MessageRow:

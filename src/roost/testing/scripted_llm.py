@@ -48,6 +48,10 @@ _log = logging.getLogger(__name__)
 
 MODEL_ID = "scripted-model"
 """The one model ``GET /v1/models`` lists; replies echo the requested model instead."""
+AUX_MODEL = "title-model"
+"""A model answered automatically (with ``ScriptedLLM.aux_title``), for what a server asks a
+small model: tests configure it as ``small_model``, so titles take no scripted turn."""
+AUX_TITLE = "Scripted title"
 
 _POLL_S = 0.05
 """How often sleeping and hanging handlers check for a stop or a client disconnect."""
@@ -159,11 +163,14 @@ class ScriptedLLM:
     Thread-safe: tests enqueue turns and read requests while handler threads serve them.
     """
 
-    def __init__(self, default: Turn | None = None) -> None:
+    def __init__(self, default: Turn | None = None, aux_title: str = AUX_TITLE) -> None:
         self.default = default if default is not None else text_turn("ok")
+        self.aux_title = aux_title
+        """What requests for ``AUX_MODEL`` (titles) are answered with."""
         self._lock = threading.Condition()
         self._queue: deque[Turn] = deque()
         self._requests: list[dict[str, Any]] = []
+        self._aux_requests: list[dict[str, Any]] = []
         self._call_numbers = itertools.count(1)
         self._stopping = threading.Event()
         self._server: _Server | None = None
@@ -247,9 +254,24 @@ class ScriptedLLM:
                 )
             return copy.deepcopy(self._requests)
 
-    def _receive(self, body: dict[str, Any]) -> Turn:
-        """Record one request body and take the turn that answers it."""
+    @property
+    def aux_requests(self) -> list[dict[str, Any]]:
+        """Copies of the requests for ``AUX_MODEL`` (the server's titles), oldest first."""
         with self._lock:
+            return copy.deepcopy(self._aux_requests)
+
+    def _receive(self, body: dict[str, Any]) -> Turn:
+        """Record one request body and take the turn that answers it.
+
+        A request for ``AUX_MODEL`` (the small model a server uses for titles, as the shared
+        bench's mock does) is answered with ``aux_title`` and kept apart: it takes no
+        scripted turn and is not in ``requests``.
+        """
+        with self._lock:
+            if body.get("model") == AUX_MODEL:
+                self._aux_requests.append(copy.deepcopy(body))
+                self._lock.notify_all()
+                return text_turn(self.aux_title)
             self._requests.append(copy.deepcopy(body))
             self._lock.notify_all()
             return self._queue.popleft() if self._queue else self.default
