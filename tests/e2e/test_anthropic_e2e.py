@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.scripted_llm import Reasoning, ScriptedLLM, Text, ToolCall, Turn
+from tests.support.scripted_llm import AUX_MODEL, Reasoning, ScriptedLLM, Text, ToolCall, Turn
 from tests.support.server import RoostServer
 
 pytestmark = pytest.mark.e2e
@@ -21,12 +21,13 @@ def claude_server(tmp_path: Path, llm: ScriptedLLM) -> Iterator[RoostServer]:
     directory.mkdir()
     config = {
         "model": "claude/claude-test",
+        "small_model": f"claude/{AUX_MODEL}",  # titles: answered by the scripted LLM itself
         "provider": {
             "claude": {
                 "npm": "@ai-sdk/anthropic",
                 # OpenCode's convention: baseURL ends in /v1 (the provider also takes it bare).
                 "options": {"baseURL": llm.base_url, "apiKey": "k"},
-                "models": {"claude-test": {}},
+                "models": {"claude-test": {}, AUX_MODEL: {}},
             }
         },
     }

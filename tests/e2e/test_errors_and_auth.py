@@ -137,7 +137,7 @@ def test_config_is_the_project_config_with_api_keys_redacted(server: RoostServer
     assert config["model"] == "scripted/scripted-model"
     scripted = config["provider"]["scripted"]
     assert scripted["options"]["apiKey"] == "***"
-    assert set(scripted["models"]) == {"scripted-model", "other-model"}
+    assert set(scripted["models"]) == {"scripted-model", "other-model", "title-model"}
     assert "test-key" not in response.text
 
 

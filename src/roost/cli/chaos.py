@@ -43,7 +43,7 @@ from roost.engine.owner import is_provably_dead
 from roost.engine.recovery import group_alive
 from roost.store import invariants, leases, runs
 from roost.store.database import sqlite_url
-from roost.testing.scripted_llm import Delay, ScriptedLLM, Text, Turn, tool_turn
+from roost.testing.scripted_llm import AUX_MODEL, Delay, ScriptedLLM, Text, Turn, tool_turn
 
 _READY_TIMEOUT_S = 30.0
 _DEATH_TIMEOUT_S = 20.0
@@ -291,11 +291,12 @@ def chaos(scratch: Path, *, kills: int, workers: int, console: Console) -> Tally
                 json.dumps(
                     {
                         "model": "scripted/scripted-model",
+                        "small_model": f"scripted/{AUX_MODEL}",  # titles take no turn
                         "provider": {
                             "scripted": {
                                 "npm": "@ai-sdk/openai-compatible",
                                 "options": {"baseURL": llm.base_url, "apiKey": "chaos"},
-                                "models": {"scripted-model": {}},
+                                "models": {"scripted-model": {}, AUX_MODEL: {}},
                             }
                         },
                     }
