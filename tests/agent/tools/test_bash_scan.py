@@ -249,3 +249,11 @@ def test_a_command_nested_too_deep_to_walk_fails_closed() -> None:
     result = scan(command)
     assert not result.parsed
     assert result.unresolved == [command]
+
+
+def test_a_long_and_chain_is_followed_to_its_end() -> None:
+    command = " && ".join(["cd sub"] * 300 + ["touch ../../x"])
+    result = scan(command)
+    assert result.parsed
+    deepest = PurePosixPath("/w/project", *["sub"] * 300)
+    assert result.paths[-1] == deepest / "../../x"

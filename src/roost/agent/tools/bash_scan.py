@@ -112,7 +112,7 @@ def scan_command(command: str, *, cwd: PurePosixPath, home: PurePosixPath) -> Sc
         scanner = _Scanner(source, home)
         try:
             scanner.visit(tree.root_node, frozenset({cwd}), depth=0)
-        except _TooDeep:
+        except (_TooDeep, RecursionError):
             pass
         else:
             return Scan(
@@ -233,16 +233,27 @@ class _Scanner:
         return flow
 
     def _list(self, node: Node, cwds: Cwds, depth: int) -> _Flow:
-        """``a && b`` runs ``b`` only where ``a`` succeeded; ``a || b`` where it failed."""
-        parts = [c for c in node.named_children if c.type != "comment"]
-        left_node, right_node = parts[0], parts[-1]
-        operator = next((c.type for c in node.children if not c.is_named), "&&")
-        left = self.visit(left_node, cwds, depth=depth)
-        if operator == "&&":
-            right = self.visit(right_node, left.ok, depth=depth)
-            return _Flow(right.ok, _union(left.any, right.any))
-        right = self.visit(right_node, left.any, depth=depth)
-        return _Flow(_union(left.ok, right.ok), _union(left.any, right.any))
+        """``a && b`` runs ``b`` only where ``a`` succeeded; ``a || b`` where it failed.
+
+        tree-sitter nests a chain to the left (``(a && b) || c``); it is walked as a loop, so
+        a long chain is not a deep tree.
+        """
+        chain: list[tuple[str, Node]] = []
+        left = node
+        while left.type == "list":
+            parts = [c for c in left.named_children if c.type != "comment"]
+            operator = next((c.type for c in left.children if not c.is_named), "&&")
+            chain.append((operator, parts[-1]))
+            left = parts[0]
+        flow = self.visit(left, cwds, depth=depth)
+        for operator, right_node in reversed(chain):
+            if operator == "&&":
+                right = self.visit(right_node, flow.ok, depth=depth)
+                flow = _Flow(right.ok, _union(flow.any, right.any))
+            else:
+                right = self.visit(right_node, flow.any, depth=depth)
+                flow = _Flow(_union(flow.ok, right.ok), _union(flow.any, right.any))
+        return flow
 
     def _loop(self, node: Node, cwds: Cwds, depth: int) -> _Flow:
         """A body may run again from where its last run left the shell: visit it twice, and
