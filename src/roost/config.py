@@ -4,7 +4,8 @@
 the password). ``load_config`` merges OpenCode-format configuration files, later ones winning:
 the global ``opencode.json``/``opencode.jsonc``/``config.json`` in ``$XDG_CONFIG_HOME/opencode``,
 then ``$OPENCODE_CONFIG``, then the project's ``opencode.json``/``opencode.jsonc``, then
-``roost.json`` (global ``$XDG_CONFIG_HOME/roost/roost.json``, then the project's).
+``roost.json`` (global ``$XDG_CONFIG_HOME/roost/roost.json``, then the project's). Each file's
+permission rules are checked before the merge, so an error names the file it is in.
 """
 
 from __future__ import annotations
@@ -18,13 +19,16 @@ from typing import Any
 import json5
 import platformdirs
 
+from roost.errors import InvalidPermissionRule
+from roost.model import permission
+
 APP_NAME = "roost"
 DEFAULT_PORT = 4096
 SYNCHRONOUS_MODES = ("FULL", "NORMAL")
 
 
 class ConfigError(Exception):
-    """A configuration file could not be read or parsed."""
+    """A configuration file could not be read or parsed, or holds a malformed permission rule."""
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,26 @@ def _read(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read config {path}: {exc}") from exc
     if not isinstance(parsed, dict):
         raise ConfigError(f"config {path} is not a JSON object")
+    try:
+        _check_permissions(parsed)
+    except InvalidPermissionRule as exc:
+        raise ConfigError(f"config {path}: {exc.message}") from exc
     return parsed
+
+
+def _check_permissions(config: dict[str, Any]) -> None:
+    """Check ``permission`` at the top level and in each ``agent`` entry.
+
+    Raises:
+        InvalidPermissionRule: One of them is malformed (see ``roost.model.permission``).
+    """
+    permission.from_config(config.get("permission"))
+    agents = config.get("agent")
+    if not isinstance(agents, dict):
+        return
+    for name, entry in agents.items():
+        if isinstance(entry, dict):
+            permission.from_config(entry.get("permission"), where=f"agent.{name}.permission")
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -102,7 +125,8 @@ def load_config(directory: Path, env: dict[str, str]) -> dict[str, Any]:
     """The merged configuration (see the module docstring).
 
     Raises:
-        ConfigError: A file exists but is not valid JSON/JSONC.
+        ConfigError: A file exists but is not valid JSON/JSONC, or one of its permission rules
+            is malformed; the message names the file and the rule.
     """
     merged: dict[str, Any] = {}
     for path in config_files(directory, env):

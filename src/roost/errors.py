@@ -62,6 +62,22 @@ class UnknownModel(InvalidInput):
         self.model_id = model_id
 
 
+class InvalidPermissionRule(InvalidInput):
+    """A permission rule that Roost cannot evaluate: an unknown action, a missing or non-string
+    field, or a value of the wrong shape.
+
+    Attributes:
+        where: The rule's place, JSON-path style: ``permission[0].action`` for a ruleset,
+            ``permission.bash["rm *"]`` or ``agent.build.permission`` for configuration.
+        problem: What is wrong with it.
+    """
+
+    def __init__(self, where: str, problem: str) -> None:
+        super().__init__(f"Invalid permission rule at {where}: {problem}", field="permission")
+        self.where = where
+        self.problem = problem
+
+
 class SessionBusy(RoostError):
     def __init__(self, session_id: str) -> None:
         super().__init__(f"Session is busy: {session_id}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import signal
 import threading
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -142,9 +141,9 @@ def test_prompts_queued_behind_a_killed_turn_still_run_after_restart(
 
 
 def test_kill_during_bash_sleep_leaves_no_process_and_a_usable_session(
-    server: RoostServer, llm: ScriptedLLM, tmp_path: Path
+    server: RoostServer, llm: ScriptedLLM
 ) -> None:
-    pid_file = tmp_path / "sleep.pid"
+    pid_file = server.directory / "sleep.pid"  # inside the project: no external_directory ask
     llm.enqueue(tool_turn("bash", {"command": f"sleep 60 & echo $! > {pid_file}; wait"}))
     sid = server.create_session()["id"]
     assert server.post(f"/session/{sid}/prompt_async", json=prompt_body("sleep")).status_code == 204

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -105,3 +108,52 @@ def test_a_permission_deadline_rejects(make_server: Any, llm: ScriptedLLM, proje
     part = next(p for m in msgs for p in m["parts"] if p["type"] == "tool")
     assert part["state"]["status"] == "error"
     assert wait_for(lambda: server.get("/permission").json() == [], what="list empty")
+
+
+@pytest.mark.parametrize(
+    ("file_name", "config", "named"),
+    [
+        ("opencode.json", {"permission": {"bash": {"rm *": "Deny"}}}, 'permission.bash["rm *"]'),
+        ("roost.json", {"permission": "Allow"}, "permission"),
+        (
+            "opencode.json",
+            {"agent": {"build": {"permission": {"edit": "never"}}}},
+            "agent.build.permission.edit",
+        ),
+    ],
+)
+def test_serve_exits_naming_the_file_and_the_rule_of_a_malformed_permission(
+    project: Path, tmp_path: Path, llm: ScriptedLLM, file_name: str, config: Any, named: str
+) -> None:
+    if file_name == "opencode.json":
+        config = project_config(llm.base_url, **config)
+    (project / file_name).write_text(json.dumps(config))
+    done = subprocess.run(
+        [sys.executable, "-m", "roost", "serve", "--port", "0", "--db", str(tmp_path / "x.db")],
+        cwd=project,
+        env={**os.environ, "XDG_CONFIG_HOME": str(project / ".xdg-config")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "listening on" not in done.stdout
+    assert str(project / file_name) in done.stderr
+    assert named in done.stderr
+
+
+def test_every_valid_permission_form_is_accepted(make_server: Any, llm: ScriptedLLM) -> None:
+    server = make_server(
+        permission={"bash": {"*": "allow", "rm *": "ask"}, "webfetch": "deny"},
+        agent={"build": {"permission": {"edit": "ask"}}, "plan": {"permission": "ask"}},
+        roost={"permission": {"external_directory": {"/tmp/*": "allow", "*": "ask"}}},
+    )
+    agents = {a["name"]: a for a in server.get("/agent").json()}
+    assert agents["build"]["permission"] == [
+        {"permission": "edit", "pattern": "*", "action": "ask"}
+    ]
+    assert agents["plan"]["permission"][-1] == {"permission": "*", "pattern": "*", "action": "ask"}
+    server.prompt(server.create_session()["id"], "hi")
+    offered = {t["function"]["name"] for t in llm.requests[-1].get("tools", [])}
+    assert "bash" in offered and "webfetch" not in offered

@@ -71,9 +71,9 @@ def test_deleting_a_message_while_a_question_hangs_aborts_then_deletes(
 
 
 def test_revert_while_bash_hangs_aborts_kills_and_marks_the_session(
-    server: RoostServer, llm: ScriptedLLM, tmp_path: Path
+    server: RoostServer, llm: ScriptedLLM
 ) -> None:
-    sid, pid = _hang_bash(server, llm, tmp_path / "pid")
+    sid, pid = _hang_bash(server, llm, server.directory / "pid")
     user = server.messages(sid)[0]["info"]["id"]
     response = server.post(f"/session/{sid}/revert", json={"messageID": user})
     assert response.status_code == 200
@@ -140,9 +140,9 @@ def test_fork_never_copies_a_running_part_as_running(server: RoostServer, llm: S
 
 
 def test_deleting_a_session_while_bash_hangs_stops_the_process(
-    server: RoostServer, llm: ScriptedLLM, tmp_path: Path
+    server: RoostServer, llm: ScriptedLLM
 ) -> None:
-    sid, pid = _hang_bash(server, llm, tmp_path / "pid")
+    sid, pid = _hang_bash(server, llm, server.directory / "pid")
     assert server.request("DELETE", f"/session/{sid}").json() is True
     wait_for(lambda: _dead(pid), timeout_s=5, what="the sleep killed")
     assert server.get(f"/session/{sid}").status_code == 404

@@ -156,6 +156,50 @@ def test_unknown_parent_id_is_a_400_and_creates_nothing(server: RoostServer) -> 
     assert server.get("/session").json() == []
 
 
+@pytest.mark.parametrize(
+    ("rule", "named"),
+    [
+        ({"permission": "bash", "pattern": "*", "action": "Deny"}, "Deny"),
+        ({"permission": "bash", "action": "deny"}, "pattern"),
+        ({"permission": "bash", "pattern": 3, "action": "deny"}, "pattern"),
+        ("bash", "permission"),
+    ],
+)
+def test_a_malformed_permission_rule_is_a_400_and_creates_nothing(
+    server: RoostServer, rule: Any, named: str
+) -> None:
+    response = server.post("/session", json={"permission": [rule]})
+    assert response.status_code == 400, response.text
+    body = response.json()
+    validate(body, "BadRequestError")
+    assert body["name"] == "BadRequest"
+    assert named in body["data"]["message"]
+    assert server.get("/session").json() == []
+
+
+def test_patching_a_malformed_permission_rule_is_a_400_and_changes_nothing(
+    server: RoostServer,
+) -> None:
+    rules = [{"permission": "bash", "pattern": "rm *", "action": "deny"}]
+    sid = server.create_session(permission=rules)["id"]
+    response = _patch(
+        server,
+        f"/session/{sid}",
+        {"permission": [{"permission": "bash", "pattern": "*", "action": "Allow"}]},
+    )
+    assert response.status_code == 400, response.text
+    validate(response.json(), "BadRequestError")
+    assert server.get(f"/session/{sid}").json()["permission"] == rules
+
+
+def test_session_permission_rules_in_each_action_are_stored(server: RoostServer) -> None:
+    rules = [
+        {"permission": "bash", "pattern": "*", "action": action}
+        for action in ("allow", "ask", "deny")
+    ]
+    assert _valid_session(server.create_session(permission=rules))["permission"] == rules
+
+
 def test_patching_the_title_emits_session_updated_and_get_shows_it(server: RoostServer) -> None:
     session = server.create_session()
     sid = session["id"]

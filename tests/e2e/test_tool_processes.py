@@ -50,14 +50,16 @@ _DAEMON = (
 def test_a_tool_command_holds_only_stdin_stdout_and_stderr(
     server: RoostServer, llm: ScriptedLLM
 ) -> None:
-    # ``ls`` lists, from outside, the descriptors of the bash the tool started (``$$``).
-    command = "ls -l /proc/$$/fd | awk 'NF > 3 {print $(NF-2), $NF}'"
+    # ``ls`` lists, from outside, the descriptors of the bash the tool started (``$$``). No
+    # pipeline: bash would hold the pipe's ends for a moment while it starts the stages.
+    command = "ls -l /proc/$$/fd; true"  # two commands: bash forks ls instead of exec-ing it
     llm.enqueue(tool_turn("bash", {"command": command}), text_turn("ok"))
     sid = server.create_session()["id"]
     server.prompt(sid, "list fds")
 
     output = _tool_state(server, sid)["output"]
-    fds = dict(line.split(" ", 1) for line in output.strip().splitlines())
+    links = [line.split()[-3:] for line in output.splitlines() if " -> " in line]
+    fds = {fd: target for fd, _, target in links}
     assert sorted(fds) == ["0", "1", "2"], output
     assert not any("socket" in target for target in fds.values()), output
 

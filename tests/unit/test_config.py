@@ -28,3 +28,38 @@ def test_a_broken_config_file_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "opencode.json").write_text("{ not json")
     with pytest.raises(ConfigError, match=r"opencode\.json"):
         load_config(tmp_path, {"XDG_CONFIG_HOME": str(tmp_path / "none")})
+
+
+def test_a_malformed_permission_names_its_file_and_rule(tmp_path: Path) -> None:
+    xdg = tmp_path / "xdg"
+    (xdg / "opencode").mkdir(parents=True)
+    (xdg / "opencode" / "opencode.json").write_text(json.dumps({"permission": {"edit": "ask"}}))
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "roost.json").write_text(
+        json.dumps({"agent": {"plan": {"permission": {"bash": {"git *": "Allow"}}}}})
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(project, {"XDG_CONFIG_HOME": str(xdg)})
+    message = str(caught.value)
+    assert str(project / "roost.json") in message
+    assert 'agent.plan.permission.bash["git *"]' in message
+    assert '"Allow"' in message
+
+
+def test_valid_permission_forms_merge_across_files(tmp_path: Path) -> None:
+    xdg = tmp_path / "xdg"
+    (xdg / "opencode").mkdir(parents=True)
+    (xdg / "opencode" / "opencode.json").write_text(
+        json.dumps({"permission": {"bash": {"*": "ask"}, "edit": "deny"}})
+    )
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "opencode.json").write_text(
+        json.dumps(
+            {"permission": {"bash": {"git *": "allow"}}, "agent": {"x": {"permission": "ask"}}}
+        )
+    )
+    config = load_config(project, {"XDG_CONFIG_HOME": str(xdg)})
+    assert config["permission"] == {"bash": {"*": "ask", "git *": "allow"}, "edit": "deny"}
+    assert config["agent"]["x"]["permission"] == "ask"

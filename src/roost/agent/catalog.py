@@ -15,9 +15,7 @@ from typing import Any, Final
 
 from roost.agent import prompts
 from roost.errors import UnknownAgent, UnknownModel
-
-Rule = dict[str, str]
-"""OpenAPI ``PermissionRule``: ``{"permission", "pattern", "action"}``."""
+from roost.model.permission import Rule, from_config
 
 _AGENT_RULES: Final[dict[str, list[Rule]]] = {
     "plan": [
@@ -36,24 +34,6 @@ _AGENT_RULES: Final[dict[str, list[Rule]]] = {
 }
 """Built-in agents' own rules (OpenCode's: plan cannot edit and asks before bash; sub-agents do
 not start further sub-agents or keep todo lists)."""
-
-
-def rules_from_config(value: Any) -> list[Rule]:
-    """Flatten a config ``permission`` value into rules (a list is taken as a ruleset)."""
-    if isinstance(value, list):
-        return [dict(r) for r in value if isinstance(r, dict)]
-    if isinstance(value, str):
-        return [{"permission": "*", "pattern": "*", "action": value}]
-    rules: list[Rule] = []
-    for permission, setting in (value or {}).items():
-        if isinstance(setting, str):
-            rules.append({"permission": permission, "pattern": "*", "action": setting})
-        elif isinstance(setting, dict):
-            rules.extend(
-                {"permission": permission, "pattern": pattern, "action": action}
-                for pattern, action in setting.items()
-            )
-    return rules
 
 
 DEFAULT_CONTEXT_TOKENS: Final = 128_000
@@ -166,10 +146,18 @@ class ResolvedModel:
 
 
 class Catalog:
-    """The agents and providers a server knows, built once at start-up."""
+    """The agents and providers a server knows, built once at start-up.
+
+    Attributes:
+        permission: The configuration's top-level rules (``permission``), flattened.
+
+    Raises:
+        InvalidPermissionRule: A ``permission`` value (top level or an agent's) is malformed.
+    """
 
     def __init__(self, config: dict[str, Any], env: dict[str, str]) -> None:
         self.config = config
+        self.permission = from_config(config.get("permission"))
         self.providers = _providers(config, env)
         self.agents = _agents(config)
         self.default_agent = str(config.get("default_agent") or "build")
@@ -377,7 +365,7 @@ def _agents(config: dict[str, Any]) -> dict[str, AgentConfig]:
             hidden=bool(entry.get("hidden", False)),
             permission=[
                 *(base.permission if base else []),
-                *rules_from_config(entry.get("permission")),
+                *from_config(entry.get("permission"), where=f"agent.{name}.permission"),
             ],
         )
     return agents

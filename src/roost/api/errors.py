@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -76,13 +77,22 @@ def _location_kind(loc: tuple[Any, ...]) -> str:
 
 
 def _describe(errors: list[Any]) -> tuple[str, str]:
+    """Pydantic's errors as one message (and the ``kind`` of the last one's location).
+
+    A refused scalar is quoted back (``… at 'permission.0.action' (got "Deny")``), so the
+    caller sees which value was wrong.
+    """
     lines = []
     kind = "Payload"
     for err in errors[:5]:
         loc = tuple(err.get("loc", ()))
         kind = _location_kind(loc)
         where = ".".join(str(p) for p in loc[1:]) or str(loc[0] if loc else "body")
-        lines.append(f"{err.get('msg', 'invalid')} at {where!r}")
+        value = err.get("input")
+        got = ""
+        if err.get("type") != "missing" and isinstance(value, str | int | float | bool):
+            got = f" (got {orjson.dumps(value).decode()})"
+        lines.append(f"{err.get('msg', 'invalid')} at {where!r}{got}")
     return "; ".join(lines) or "invalid request", kind
 
 

@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from roost.model.permission import Rule
+
 SessionIDPattern = r"^ses"
 MessageIDPattern = r"^msg"
 PartIDPattern = r"^prt"
@@ -35,7 +37,8 @@ class SessionCreateBody(_Wire):
     agent: str | None = None
     model: SessionModelRef | None = None
     metadata: dict[str, Any] | None = None
-    permission: list[Any] | None = None
+    permission: list[Rule] | None = None
+    """OpenAPI ``PermissionRuleset``: an unknown action or a missing field is a 400."""
 
 
 class SessionTimePatch(_Wire):
@@ -49,7 +52,8 @@ class SessionUpdateBody(_Wire):
 
     title: str | None = None
     metadata: dict[str, Any] | None = None
-    permission: list[Any] | None = None
+    permission: list[Rule] | None = None
+    """As in ``SessionCreateBody``."""
     time: SessionTimePatch | None = None
 
 

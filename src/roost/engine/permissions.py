@@ -6,18 +6,17 @@ Rules come in OpenCode's configuration shape (``permission`` at the top level an
 OpenCode: the *last* rule whose ``permission`` and ``pattern`` both match wins (``*`` matches
 anything, slashes and spaces included), so later sources override earlier ones. The order is:
 built-in defaults, the configuration, the agent's own rules, then the session's rules (including
-"always" approvals given while it ran).
+"always" approvals given while it ran). Every rule is well formed (``roost.model.permission``
+checks them where they enter), and a permission no rule matches is asked: evaluation fails closed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from fnmatch import fnmatchcase
-from typing import Final, Literal
+from typing import Final
 
-from roost.agent.catalog import Rule, rules_from_config
-
-Action = Literal["allow", "ask", "deny"]
+from roost.model.permission import Action, Rule, from_config, ruleset
 
 DEFAULT_RULES: Final[list[Rule]] = [
     {"permission": "*", "pattern": "*", "action": "allow"},
@@ -33,7 +32,7 @@ def evaluate_one(rules: Iterable[Rule], permission: str, pattern: str) -> Action
     found: Action = "ask"
     for rule in rules:
         if fnmatchcase(permission, rule["permission"]) and fnmatchcase(pattern, rule["pattern"]):
-            found = rule["action"]  # type: ignore[assignment]  # validated by from_config users
+            found = rule["action"]
     return found
 
 
@@ -53,4 +52,13 @@ def tool_enabled(rules: list[Rule], tool_name: str) -> bool:
     return evaluate_one(rules, permission, "*") != "deny"
 
 
-__all__ = ["DEFAULT_RULES", "Rule", "evaluate", "evaluate_one", "rules_from_config", "tool_enabled"]
+__all__ = [
+    "DEFAULT_RULES",
+    "Action",
+    "Rule",
+    "evaluate",
+    "evaluate_one",
+    "from_config",
+    "ruleset",
+    "tool_enabled",
+]

@@ -450,11 +450,17 @@ class RunManager:
         return result
 
     def _rules(self, agent: AgentConfig, session_info: dict[str, Any]) -> list[permissions.Rule]:
+        """The run's rules, in evaluation order (``engine/permissions.py``).
+
+        Raises:
+            InvalidPermissionRule: The session's stored rules are malformed (written before
+                they were checked on the way in); the turn fails instead of misreading them.
+        """
         return [
             *permissions.DEFAULT_RULES,
-            *permissions.rules_from_config(self._catalog.config.get("permission")),
+            *self._catalog.permission,
             *agent.permission,
-            *permissions.rules_from_config(session_info.get("permission")),
+            *permissions.ruleset(session_info.get("permission"), where="session permission"),
         ]
 
     async def _approve(

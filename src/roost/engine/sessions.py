@@ -31,6 +31,7 @@ from roost.ids import new_message_id, new_part_id, new_session_id
 from roost.model import event as ev
 from roost.model import message as msg
 from roost.model.event import StoredEvent
+from roost.model.permission import Rule
 from roost.model.session import IDLE, new_session
 from roost.store import queries, runs
 from roost.store.database import Database
@@ -129,7 +130,7 @@ class SessionService:
         agent: str | None = None,
         model: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
-        permission: list[Any] | None = None,
+        permission: list[Rule] | None = None,
     ) -> dict[str, Any]:
         """Create a session and return its ``Session`` object.
 

@@ -141,8 +141,7 @@ class EngineToolContext:
             )
         if reply.value == "always":
             approved = [
-                {"permission": permission, "pattern": p, "action": "allow"}
-                for p in (always or patterns)
+                Rule(permission=permission, pattern=p, action="allow") for p in (always or patterns)
             ]
             self._scope.rules.extend(approved)
             await self._scope.approve(approved)

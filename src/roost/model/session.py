@@ -10,6 +10,7 @@ import datetime as dt
 from typing import Any
 
 from roost import __version__
+from roost.model.permission import Rule
 
 Session = dict[str, Any]
 """OpenAPI ``Session``: ``id``, ``slug``, ``projectID``, ``directory``, ``title``, ``version``,
@@ -79,7 +80,7 @@ def new_session(
     agent: str | None = None,
     model: dict[str, Any] | None = None,
     metadata: dict[str, Any] | None = None,
-    permission: list[Any] | None = None,
+    permission: list[Rule] | None = None,
 ) -> Session:
     """A new ``Session`` object, as ``session.created`` carries it."""
     info: Session = {

@@ -101,7 +101,7 @@ async def test_returns_combined_output_and_exit_code(ctx: RecordingContext) -> N
     assert result.output == "out\nerr\n"
     assert result.title == command
     assert result.metadata == {"output": "out\nerr\n", "exit": 0, "truncated": False}
-    assert ctx.asked == [("bash", [command], {"command": command})]
+    assert ctx.asked == [("bash", ["echo out", "echo err >&2"], {"command": command})]
     assert ctx.always == [["echo *"]]
     assert ctx.processes == set()
 
@@ -308,3 +308,126 @@ def test_aborted_result_matches_opencode() -> None:
     )
     assert result.metadata == {"output": result.output, "exit": None, "truncated": False}
     assert result.title == "sleep 600"
+
+
+async def test_cp_outside_the_project_asks_external_directory_before_bash(
+    ctx: RecordingContext,
+) -> None:
+    (ctx.directory / "x").write_text("data\n")
+    outside = ctx.directory.parent.resolve()
+
+    await run_bash(ctx, command="cp x ../y")
+
+    assert [(p, patterns) for p, patterns, _ in ctx.asked] == [
+        ("external_directory", [f"{outside}/*"]),
+        ("bash", ["cp x ../y"]),
+    ]
+    assert ctx.always[0] == [f"{outside}/*"]
+    assert (outside / "y").read_text() == "data\n"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "cp x ../y",
+        "mv x ../y",
+        "touch ../y",
+        "mkdir ../y",
+        "ln -s x ../y",
+        "echo hi > ../y",
+        "echo hi >> '../y'",
+        "echo hi | tee ../y",
+        "cd .. && touch y",
+        "(cd ..; touch y)",
+        "true && echo $(touch ../y)",
+    ],
+)
+async def test_a_refused_external_directory_runs_nothing(
+    ctx: RecordingContext, command: str
+) -> None:
+    (ctx.directory / "x").write_text("data\n")
+    ctx.rules["external_directory"] = "deny"
+
+    with pytest.raises(PermissionRejected):
+        await run_bash(ctx, command=command)
+
+    assert ctx.asked[0][0] == "external_directory"
+    assert not (ctx.directory.parent / "y").exists()
+    assert (ctx.directory / "x").exists()
+    assert ctx.recorded == []
+
+
+async def test_rm_outside_the_project_is_refused_with_the_file_kept(
+    ctx: RecordingContext,
+) -> None:
+    keep = ctx.directory.parent / "keep"
+    keep.write_text("mine\n")
+    ctx.rules["external_directory"] = "deny"
+
+    with pytest.raises(PermissionRejected):
+        await run_bash(ctx, command="rm -f ../keep")
+
+    assert keep.read_text() == "mine\n"
+
+
+async def test_a_symlink_out_of_the_project_is_followed(
+    ctx: RecordingContext, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (ctx.directory / "door").symlink_to(elsewhere)
+    ctx.rules["external_directory"] = "deny"
+
+    with pytest.raises(PermissionRejected):
+        await run_bash(ctx, command="touch door/inside")
+
+    assert ctx.asked[0][:2] == ("external_directory", [f"{elsewhere.resolve()}/*"])
+    assert not (elsewhere / "inside").exists()
+
+
+async def test_writes_inside_the_project_ask_only_bash(ctx: RecordingContext) -> None:
+    await run_bash(ctx, command="mkdir -p a/b && touch a/b/c > /dev/null 2>&1; cd a && rm -r b")
+
+    assert [p for p, _, _ in ctx.asked] == ["bash"]
+    assert (ctx.directory / "a").is_dir() and not (ctx.directory / "a" / "b").exists()
+
+
+async def test_a_command_that_does_not_parse_asks_for_any_directory(
+    ctx: RecordingContext,
+) -> None:
+    command = "touch ran; : <> x"  # bash runs it; tree-sitter-bash cannot parse `<>`
+    ctx.rules["external_directory"] = "deny"
+
+    with pytest.raises(PermissionRejected):
+        await run_bash(ctx, command=command)
+
+    assert ctx.asked == [
+        ("external_directory", ["*"], {"command": command, "unresolved": [command]})
+    ]
+    assert not (ctx.directory / "ran").exists()
+
+
+async def test_a_path_known_only_at_run_time_asks_for_any_directory(
+    ctx: RecordingContext,
+) -> None:
+    ctx.rules["external_directory"] = "deny"
+
+    with pytest.raises(PermissionRejected):
+        await run_bash(ctx, command='target=..; cp x "$target/y"')
+
+    assert ctx.asked[0][:2] == ("external_directory", ["*"])
+    assert ctx.asked[0][2]["unresolved"] == ['"$target/y"']
+    assert not (ctx.directory.parent / "y").exists()
+
+
+async def test_an_outside_workdir_and_the_paths_under_it_are_asked_once(
+    ctx: RecordingContext, tmp_path: Path
+) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+
+    await run_bash(ctx, command="touch made-here > log", workdir=str(outside))
+
+    external = [patterns for p, patterns, _ in ctx.asked if p == "external_directory"]
+    assert external == [[f"{outside.resolve()}/*"]]
+    assert (outside / "made-here").exists()

@@ -1,5 +1,11 @@
 """``bash``: run a shell command in the session directory and stream its output.
 
+Before it runs, the command is read with a bash parser (``bash_scan.scan_command``) and two
+permissions are asked, as in OpenCode: ``external_directory`` once for every folder outside the
+project that its file-changing commands, output redirections and ``cd`` reach (and the workdir,
+when that is outside), with ``*`` among the patterns when some path is only known at run time or
+the command does not parse; then ``bash`` with one pattern per simple command.
+
 The command runs as ``/bin/bash -c`` in a process group of its own, recorded through
 ``ToolContext.record_process`` so that recovery can kill it after a crash. Invariant: when
 ``run`` returns or raises, that group has been killed (or had already exited) and forgotten.
@@ -21,7 +27,7 @@ import asyncio
 import os
 import signal
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pydantic import Field
@@ -35,7 +41,14 @@ from roost.agent.tools.base import (
     ToolResult,
     truncate_output,
 )
-from roost.agent.tools.paths import resolve_path
+from roost.agent.tools.bash_scan import Scan, scan_command
+from roost.agent.tools.paths import (
+    ANY_DIRECTORY,
+    ask_external_directories,
+    external_folders,
+    folder_pattern,
+    locate,
+)
 
 SHELL = "/bin/bash"
 DEFAULT_TIMEOUT_MS = 120_000
@@ -85,24 +98,32 @@ class BashTool(Tool):
     Params = BashParams
 
     async def run(self, params: Any, ctx: ToolContext) -> ToolResult:
-        """Ask ``bash`` permission, run the command, return output and ``metadata.exit``.
+        """Ask the permissions (see the module docstring), run the command, return output and
+        ``metadata.exit``.
 
         ``metadata`` follows OpenCode: ``{"output", "exit", "truncated"}``, ``exit`` being
         ``None`` when the shell was killed by a signal. The title is the command.
 
         Raises:
-            PermissionRejected: The command (or a workdir outside the project) was refused.
+            PermissionRejected: The command, or a folder outside the project it reaches (its
+                workdir included), was refused.
             ToolError: The working directory does not exist or the shell could not start.
         """
         command: str = params.command
-        cwd = ctx.directory
-        if params.workdir:
-            cwd = await resolve_path(ctx, params.workdir, kind="directory")
+        cwd, scan, folders = await asyncio.to_thread(_plan, command, ctx.directory, params.workdir)
         if not await asyncio.to_thread(cwd.is_dir):
             raise ToolError(f"Working directory {cwd} does not exist or is not a directory")
-        await ctx.ask_permission(
-            "bash", [command], always=[_always_pattern(command)], metadata={"command": command}
-        )
+        patterns = [folder_pattern(f) for f in folders]
+        metadata: dict[str, Any] = {"command": command}
+        if scan.unresolved:
+            patterns.append(ANY_DIRECTORY)
+            metadata["unresolved"] = scan.unresolved
+        if patterns:
+            await ask_external_directories(ctx, patterns, metadata=metadata)
+        if scan.commands:
+            await ctx.ask_permission(
+                "bash", scan.commands, always=scan.always, metadata={"command": command}
+            )
         timeout_ms = min(params.timeout or DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS)
         outcome = await _execute(command, cwd, timeout_ms / 1000, ctx)
 
@@ -322,10 +343,13 @@ def _group_exists(pgid: int) -> bool:
     return True
 
 
-def _always_pattern(command: str) -> str:
-    """The pattern an "always allow" reply approves: the command's first word, any arguments."""
-    words = command.split()
-    return f"{words[0]} *" if words else "*"
+def _plan(command: str, directory: Path, workdir: str | None) -> tuple[Path, Scan, list[Path]]:
+    """The directory to run in, the command's scan, and the folders outside the project it
+    reaches, the workdir first (blocking: resolves paths on disk)."""
+    root = directory.resolve()
+    cwd = locate(root, workdir) if workdir else root
+    scan = scan_command(command, cwd=PurePosixPath(cwd), home=PurePosixPath(Path.home()))
+    return cwd if workdir else directory, scan, external_folders(root, [cwd, *scan.paths])
 
 
 def _preview(text: str) -> str:
