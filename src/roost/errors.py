@@ -122,7 +122,9 @@ class StorageUnavailable(RoostError):
     """
 
     def __init__(self, cause: str, code: str, path: str) -> None:
-        super().__init__(f"storage unavailable: {_STORAGE_CAUSES[cause]} ({code}, {path})")
+        self.description = _STORAGE_CAUSES[cause]
+        """What happened, for people: "the disk holding the database is full", …"""
+        super().__init__(f"storage unavailable: {self.description} ({code}, {path})")
         self.cause = cause
         self.code = code
         self.path = path
