@@ -34,7 +34,7 @@ def _dead_owner_on_this_host() -> str:
 
 async def _orphan(svc: SessionService, owner: str) -> str:
     """A session whose running turn, owned by ``owner``, lost its lease; returns its id."""
-    sid = (await svc.create_session())["id"]
+    sid: str = (await svc.create_session())["id"]
     user = await svc.prompt_async(
         sid, PromptInput(parts=[{"type": "text", "text": "go"}], no_reply=True)
     )

@@ -8,6 +8,7 @@ and are skipped without it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from tests.support.filesystems import Ballast, ext4_image, make_read_only, small
 pytestmark = pytest.mark.anyio
 
 
-def _create(session_id: str, text: str = "") -> object:
+def _create(session_id: str, text: str = "") -> Callable[[Tx], None]:
     """A command that creates a session whose title carries ``text`` (any size)."""
     info = {"id": session_id, "title": text, "directory": "/", "time": {"created": 1, "updated": 1}}
 
