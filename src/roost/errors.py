@@ -6,6 +6,8 @@ bodies (``NotFoundError``, ``BadRequest``, ``SessionBusyError``).
 
 from __future__ import annotations
 
+from typing import Final
+
 
 class RoostError(Exception):
     """Base of every error Roost raises on purpose."""
@@ -109,6 +111,39 @@ class Conflict(RoostError):
 
 class StoreClosed(RoostError):
     """The store was closed while a command waited for the writer."""
+
+
+DISK_FULL: Final = "disk_full"
+READ_ONLY: Final = "read_only"
+IO_ERROR: Final = "io_error"
+_STORAGE_CAUSES: Final = {
+    DISK_FULL: "the disk holding the database is full",
+    READ_ONLY: "the database is read-only",
+    IO_ERROR: "the database could not be written (I/O error)",
+}
+
+
+class StorageUnavailable(RoostError):
+    """The database refused a command because of its storage; nothing of it was stored.
+
+    The store raises it for SQLite's ``SQLITE_FULL``, ``SQLITE_READONLY`` and ``SQLITE_IOERR``
+    result codes (https://sqlite.org/rescode.html). The cause lies outside Roost (a full disk,
+    a file system remounted read-only, a failing device) and often passes: the same command may
+    succeed later, unchanged.
+
+    Attributes:
+        cause: ``DISK_FULL``, ``READ_ONLY`` or ``IO_ERROR``.
+        code: SQLite's extended result code name, e.g. ``SQLITE_IOERR_WRITE``.
+        path: The database file.
+    """
+
+    def __init__(self, cause: str, code: str, path: str) -> None:
+        self.description = _STORAGE_CAUSES[cause]
+        """What happened, for people: "the disk holding the database is full", …"""
+        super().__init__(f"storage unavailable: {self.description} ({code}, {path})")
+        self.cause = cause
+        self.code = code
+        self.path = path
 
 
 class ProviderError(RoostError):

@@ -33,3 +33,19 @@ def test_statuses_and_bodies_follow_opencode() -> None:
     assert status_for(bad) == 400
     assert body_for(bad)["name"] == "BadRequest"
     assert body_for(bad)["data"]["kind"] == "Payload"
+
+
+def test_storage_unavailable_is_a_503_naming_the_cause_in_opencodes_error_shape() -> None:
+    full = errors.StorageUnavailable(errors.DISK_FULL, "SQLITE_FULL", "/data/roost.db")
+    assert status_for(full) == 503
+    assert body_for(full) == {
+        "name": "ServiceUnavailableError",
+        "data": {
+            "message": "storage unavailable: the disk holding the database is full "
+            "(SQLITE_FULL, /data/roost.db)",
+            "service": "storage",
+            "cause": "disk_full",
+        },
+    }
+    read_only = errors.StorageUnavailable(errors.READ_ONLY, "SQLITE_READONLY", "/data/roost.db")
+    assert "read-only" in body_for(read_only)["data"]["message"]

@@ -5,6 +5,11 @@ Bodies follow what OpenCode 1.18.34 sends (``opencode-1.18.34-samples/error-*.js
 ``{"name", "data": {"message", "kind"}}``; ``SessionBusyError`` 409
 ``{"_tag", "sessionID", "message"}``; anything unexpected is a logged 500 ``UnknownError`` whose
 ``ref`` ties the response to the log line.
+
+A store that refuses writes (``StorageUnavailable``: disk full, read-only, I/O error) is a 503
+``{"name": "ServiceUnavailableError", "data": {"message", "service": "storage", "cause"}}``:
+the v1 ``{"name", "data"}`` shape with the name and ``service`` field OpenCode's own 503 body
+(``ServiceUnavailableError``) uses. Nothing of the request was stored; the client may retry it.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from roost.errors import (
     ProviderError,
     RoostError,
     SessionBusy,
+    StorageUnavailable,
     StoreClosed,
 )
 from roost.ids import new_error_ref
@@ -39,6 +45,7 @@ STATUS_BY_ERROR: dict[type[RoostError], int] = {
     PartInUse: 409,
     Conflict: 409,
     StoreClosed: 503,
+    StorageUnavailable: 503,
     ProviderError: 502,
     RoostError: 500,
 }
@@ -60,6 +67,11 @@ def body_for(exc: RoostError) -> dict[str, Any]:
         if exc.field:
             data["field"] = exc.field
         return {"name": "BadRequest", "data": data}
+    if isinstance(exc, StorageUnavailable):
+        return {
+            "name": "ServiceUnavailableError",
+            "data": {"message": exc.message, "service": "storage", "cause": exc.cause},
+        }
     return {"name": type(exc).__name__, "data": {"message": exc.message}}
 
 
@@ -102,6 +114,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RoostError)
     async def _roost(_: Request, exc: RoostError) -> ORJSONResponse:
         status = status_for(exc)
+        if isinstance(exc, StorageUnavailable):
+            # Expected while the disk is full or read-only: one line, no traceback.
+            log.warning("refused a request: %s", exc.message)
+            return ORJSONResponse(body_for(exc), status_code=status)
         if status >= 500:
             ref = new_error_ref()
             log.error("unexpected %s (ref %s): %s", type(exc).__name__, ref, exc.message)

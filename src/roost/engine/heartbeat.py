@@ -7,6 +7,16 @@ generation)`` on the loop, which cancels that run without letting it write (its 
 fenced anyway). A beat works from a snapshot of the held leases, so the run it renews may have
 ended, and the session's next run may hold a newer generation, by the time the renewal commits:
 only a generation still held when the result comes back is reported.
+
+When the store refuses renewals (``StorageUnavailable``: disk full, read-only, I/O error), the
+heartbeat keeps every lease held and tries again at its usual pace, logging the outage once and
+its end once. The turns cannot write either, and they still own their sessions: a turn stopped
+by the outage waits to record its outcome and releases its lease only then. Meanwhile the
+stored expiry passes; within this process a held lease still makes its session busy and
+recovery leaves it alone (``holds``), and the first accepted renewal extends it again
+(``leases.renew`` extends an expired lease its owner still holds). Another process sharing the
+database sees the lease expired and may recover the run ("lease lost"); from then on this
+process's writes for it are fenced.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from roost.errors import StorageUnavailable
 from roost.store import leases
 from roost.store.database import Database
 
@@ -59,6 +70,16 @@ class Heartbeat:
         with self._lock:
             self._held[session_id] = generation
 
+    def held(self) -> dict[str, int]:
+        """The held leases: generation by session id (a snapshot)."""
+        with self._lock:
+            return dict(self._held)
+
+    def holds(self, session_id: str, generation: int) -> bool:
+        """Whether this generation of the session's lease is held (callable from any thread)."""
+        with self._lock:
+            return self._held.get(session_id) == generation
+
     def drop(self, session_id: str, generation: int) -> bool:
         """Stop renewing this lease (a newer generation of the session's lease stays held).
 
@@ -72,7 +93,11 @@ class Heartbeat:
             return True
 
     def beat(self) -> None:
-        """Renew every held lease once (the thread calls this every ttl/3)."""
+        """Renew every held lease once (the thread calls this every ttl/3).
+
+        Raises:
+            StorageUnavailable: The store refused the renewals; the leases stay held.
+        """
         with self._lock:
             held = list(self._held.items())
         if not held:
@@ -88,8 +113,20 @@ class Heartbeat:
                 self._loop.call_soon_threadsafe(self._on_lost, session_id, generation)
 
     def _main(self) -> None:
+        refused = False
         while not self._stop.wait(self._ttl_ms / 3000):
             try:
                 self.beat()
+            except StorageUnavailable as exc:
+                if not refused:
+                    log.warning(
+                        "cannot renew run leases (%s); they stay held, renewals go on", exc.message
+                    )
+                refused = True
+                continue
             except Exception:
                 log.exception("lease heartbeat failed; retrying")
+                continue
+            if refused:
+                log.warning("run leases are renewed again")
+                refused = False

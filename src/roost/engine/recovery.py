@@ -2,12 +2,24 @@
 
 A run is orphaned when its lease expired (its owner stopped renewing) or, at start-up, when its
 owner is provably dead on this host (``owner.is_provably_dead``), or when it is ``running``
-with no lease at all (a database from before leases). For each orphaned run, in one
-transaction that first takes the lease over (a newer generation fences the old owner):
+with no lease at all (a database from before leases). A lease this process still holds is never
+orphaned, even past its stored expiry: its turn is alive and records its own outcome (the store
+refused the renewals, see ``heartbeat``).
 
-- assistant messages of the run that were not completed get ``error`` "interrupted: server
-  restarted" and a completion time; their non-terminal tool parts become ``error`` with the
-  same text, and open text/reasoning parts get an end time;
+Each orphan gets the reason that the recovering process knows, decided where the orphan is
+found (``_orphans``): "server restarted" at start-up for a run whose owner process is gone (this
+process is its restart), "server stopped" later for a run whose owner process on this host is
+gone, "lease lost" for a lease that expired while its owner may still live (another host, a
+hung process, an owner cut off from the store). Turns that stop in a live process record their
+own reason with their outcome (``RunManager``: "server stopped" on shutdown, "storage error"
+when the store refused writes), so recovery never claims a restart that did not happen.
+
+For each orphaned run, in one transaction that first takes the lease over (a newer generation
+fences the old owner):
+
+- assistant messages of the run that were not completed get ``error`` "interrupted: <reason>"
+  and a completion time; their non-terminal tool parts become ``error`` with the same text, and
+  open text/reasoning parts get an end time;
 - the session's pending permission and question requests are closed (they become errors: the
   tool call that waited for them is gone);
 - the run is queued again, so the turn resumes after the restart: the next provider request
@@ -27,8 +39,9 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import anyio.to_thread
 import orjson
@@ -46,8 +59,26 @@ from roost.store.schema import run_recovery
 
 log = logging.getLogger(__name__)
 
-INTERRUPTED = "interrupted: server restarted"
+SERVER_RESTARTED: Final = "server restarted"
+SERVER_STOPPED: Final = "server stopped"
+LEASE_LOST: Final = "lease lost"
+STORAGE_ERROR: Final = "storage error"
 KILL_GRACE_S = 1.0
+
+Holds = Callable[[str, int], bool]
+"""``holds(session_id, generation)``: whether this process still holds that lease."""
+
+
+def interrupted(reason: str) -> str:
+    """The error text of a turn cut short: ``interrupted: <reason>``."""
+    return f"interrupted: {reason}"
+
+
+def _reason(lease_owner: str, startup: bool) -> str:
+    """Why a lease of ``lease_owner`` was orphaned, as far as this process can tell."""
+    if is_provably_dead(lease_owner):
+        return SERVER_RESTARTED if startup else SERVER_STOPPED
+    return LEASE_LOST
 
 
 @dataclass(frozen=True)
@@ -60,26 +91,32 @@ class Recovered:
     killed_groups: int
 
 
-def _orphans(conn: Connection, owner: str, startup: bool) -> list[tuple[str, str]]:
-    """(session id, run id) of orphaned runs."""
-    found: dict[str, str] = {}
+def _orphans(
+    conn: Connection, owner: str, startup: bool, holds: Holds | None
+) -> list[tuple[str, str, str]]:
+    """(session id, run id, reason) of orphaned runs."""
+    found: dict[str, tuple[str, str]] = {}
     at = now_ms()
-    for lease in leases.expired(conn, at):
-        found[lease.session_id] = lease.run_id
+    expired, live = leases.expired(conn, at), leases.live(conn, at)
+    for lease in expired:
+        if lease.owner == owner and holds is not None and holds(lease.session_id, lease.generation):
+            continue  # its turn is alive here; the store refused the renewals
+        found[lease.session_id] = (lease.run_id, _reason(lease.owner, startup))
     if startup:
-        for lease in leases.live(conn, at):
+        for lease in live:
             if lease.owner != owner and is_provably_dead(lease.owner):
-                found[lease.session_id] = lease.run_id
-    leased = {lease.session_id for lease in leases.live(conn, at)} - set(found)
+                found[lease.session_id] = (lease.run_id, SERVER_RESTARTED)
+    leased = {lease.session_id for lease in (*live, *expired)}
     for run in runs.open_runs(conn):
         if run.status == runs.RUNNING and run.session_id not in leased:
-            found.setdefault(run.session_id, run.id)
-    return list(found.items())
+            found.setdefault(run.session_id, (run.id, SERVER_RESTARTED if startup else LEASE_LOST))
+    return [(sid, run_id, reason) for sid, (run_id, reason) in found.items()]
 
 
-def _finish_parts(tx: Tx, session_id: str, run: runs.RunRow) -> dict[str, Any] | None:
-    """Close the run's open messages and parts; returns the last interrupted message."""
-    error = msg.unknown_error(INTERRUPTED)
+def _finish_parts(tx: Tx, session_id: str, run: runs.RunRow, text: str) -> dict[str, Any] | None:
+    """Close the run's open messages and parts with the error ``text``; returns the last
+    interrupted message."""
+    error = msg.unknown_error(text)
     last = None
     end = now_ms()
     for row in queries.list_messages(tx.conn, session_id):
@@ -96,7 +133,7 @@ def _finish_parts(tx: Tx, session_id: str, run: runs.RunRow) -> dict[str, Any] |
                 part["state"] = {
                     "status": "error",
                     "input": state.get("input") or {},
-                    "error": INTERRUPTED,
+                    "error": text,
                     "time": {"start": start, "end": end},
                 }
                 tx.append(session_id, ev.PART_UPDATED, {"sessionID": session_id, "part": part})
@@ -123,21 +160,43 @@ def _bump_recoveries(conn: Connection, run_id: str) -> int:
 
 
 async def recover_run(
-    db: Database, session_id: str, run_id: str, *, owner: str, ttl_ms: int, max_recoveries: int
+    db: Database,
+    session_id: str,
+    run_id: str,
+    *,
+    owner: str,
+    ttl_ms: int,
+    max_recoveries: int,
+    reason: str = SERVER_RESTARTED,
+    holds: Holds | None = None,
 ) -> Recovered | None:
-    """Recover one orphaned run (see the module docstring); None if it was not orphaned."""
+    """Recover one orphaned run (see the module docstring); None if it was not orphaned.
+
+    Args:
+        reason: Why it was orphaned (``SERVER_RESTARTED``, ``SERVER_STOPPED``, ``LEASE_LOST``,
+            ``STORAGE_ERROR``); the interrupted parts and messages say it.
+        holds: This process's held leases, checked again in the recovering transaction.
+    """
+    text = interrupted(reason)
 
     def write(tx: Tx) -> tuple[bool, list[processes.ProcessRow]] | None:
         run = runs.get_run(tx.conn, run_id)
         lease = leases.get(tx.conn, session_id)
         if lease is not None and lease.run_id != run_id and lease.is_live(now_ms()):
             return None  # another run holds the session now
+        if (
+            lease is not None
+            and lease.owner == owner
+            and holds is not None
+            and holds(session_id, lease.generation)
+        ):
+            return None  # its turn is alive in this process
         if run is None or run.status != runs.RUNNING:
             if lease is not None:
                 leases.release(tx.conn, session_id, lease.generation)
             return None
         taken = leases.acquire(tx.conn, session_id, run_id, owner, ttl_ms, takeover=True)
-        interrupted = _finish_parts(tx, session_id, run)
+        last = _finish_parts(tx, session_id, run, text)
         for request in queries.pending_requests(tx.conn, session_id=session_id):
             if request.kind == "permission":
                 tx.append(
@@ -155,12 +214,11 @@ async def recover_run(
         resumed = count <= max_recoveries
         if resumed:
             runs.set_status(tx.conn, run_id, runs.QUEUED)
-            error = (interrupted or {}).get("error") or msg.unknown_error(INTERRUPTED)
+            error = (last or {}).get("error") or msg.unknown_error(text)
         else:
             runs.set_status(tx.conn, run_id, runs.FAILED)
             error = msg.unknown_error(
-                f"the turn was interrupted {count} times by server restarts; "
-                "it is not resumed again"
+                f"the turn was interrupted {count} times (last: {reason}); it is not resumed again"
             )
         tx.append(session_id, ev.SESSION_ERROR, {"sessionID": session_id, "error": error})
         tx.append(session_id, ev.SESSION_STATUS, {"sessionID": session_id, "status": IDLE})
@@ -179,9 +237,10 @@ async def recover_run(
             killed += 1
         await db.write(_forget(group))
     log.warning(
-        "recovered run %s of %s (resumed=%s, killed %d process groups)",
+        "recovered run %s of %s (%s; resumed=%s, killed %d process groups)",
         run_id,
         session_id,
+        reason,
         resumed,
         killed,
     )
@@ -196,18 +255,34 @@ def _forget(group: processes.ProcessRow) -> Any:
 
 
 async def recover_orphaned_runs(
-    db: Database, *, owner: str, ttl_ms: int, max_recoveries: int, startup: bool
+    db: Database,
+    *,
+    owner: str,
+    ttl_ms: int,
+    max_recoveries: int,
+    startup: bool,
+    holds: Holds | None = None,
 ) -> list[Recovered]:
     """Recover every orphaned run; returns what was done, one entry per run.
 
     At start-up it also sweeps process groups recorded by owners that are provably dead (a
     crash between a recovery's commit and its kills would otherwise leave them running).
+
+    Args:
+        holds: This process's held leases, which are never recovered (see module docstring).
     """
-    orphans = await db.read(lambda c: _orphans(c, owner, startup))
+    orphans = await db.read(lambda c: _orphans(c, owner, startup, holds))
     done = []
-    for session_id, run_id in orphans:
+    for session_id, run_id, reason in orphans:
         result = await recover_run(
-            db, session_id, run_id, owner=owner, ttl_ms=ttl_ms, max_recoveries=max_recoveries
+            db,
+            session_id,
+            run_id,
+            owner=owner,
+            ttl_ms=ttl_ms,
+            max_recoveries=max_recoveries,
+            reason=reason,
+            holds=holds,
         )
         if result is not None:
             done.append(result)

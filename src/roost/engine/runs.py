@@ -6,6 +6,17 @@ takes the next. Every task here is owned and awaited by the manager: ``stop()`` 
 drains them. A turn always ends in a durable outcome: completed, failed (provider or internal
 error: the assistant message carries ``error`` and ``session.error`` is emitted), aborted
 (``MessageAbortedError``) or interrupted (server shutdown); then the session goes idle.
+
+Storage errors. When the store refuses one of the turn's writes (``StorageUnavailable``: disk
+full, read-only, I/O error), the turn is stopped at once, like an abort: the provider stream
+and the tool calls are cancelled. Its outcome, failed with "interrupted: storage error: …", is
+then committed as soon as the store accepts writes again, retried with backoff (at most
+``OUTCOME_RETRY_MAX_S`` apart) for as long as it refuses. Until then nothing is released: the
+lease stays held (``heartbeat`` keeps it, and the session busy, past its stored expiry) and the
+turn's events stay pending in its writer, to be stored with the outcome. Any outcome whose
+commit is refused is retried the same way, except on shutdown, which tries once and leaves the
+run to recovery at the next start. ``abort`` answers ``StorageUnavailable`` instead of waiting
+while the outcome cannot be stored.
 """
 
 from __future__ import annotations
@@ -13,9 +24,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from dataclasses import dataclass
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -28,11 +40,16 @@ from roost.agent.tools.base import SubtaskResult, Tool
 from roost.engine import chaos, daemons, permissions
 from roost.engine.heartbeat import Heartbeat
 from roost.engine.owner import start_ticks, this_owner
-from roost.engine.recovery import recover_orphaned_runs
+from roost.engine.recovery import (
+    SERVER_STOPPED,
+    STORAGE_ERROR,
+    interrupted,
+    recover_orphaned_runs,
+)
 from roost.engine.requests import RequestBroker
 from roost.engine.tool_context import EngineToolContext, RunScope, WaitPolicy
 from roost.engine.turn import TurnWriter
-from roost.errors import ProviderError, RoostError
+from roost.errors import ProviderError, RoostError, StorageUnavailable
 from roost.ids import new_message_id
 from roost.model import event as ev
 from roost.model import message as msg
@@ -40,7 +57,17 @@ from roost.store import leases, processes, queries, runs
 from roost.store.database import Database
 from roost.store.event_log import Tx, now_ms
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
+
+OUTCOME_RETRY_FIRST_S = 0.1
+"""First pause before a refused outcome commit is tried again; doubled each time."""
+OUTCOME_RETRY_MAX_S = 2.0
+"""Longest pause between two tries of a refused outcome commit (and of a refused start)."""
+
+
+def _new_future() -> asyncio.Future[StorageUnavailable]:
+    return asyncio.get_running_loop().create_future()
 
 
 @dataclass
@@ -49,9 +76,49 @@ class _Active:
     task: asyncio.Task[None]
     status: dict[str, Any]
     stop_reason: str | None = None
-    """Why the turn is being cancelled: ``abort``, ``shutdown`` or ``lease_lost``."""
+    """Why the turn is being stopped: ``abort``, ``shutdown``, ``lease_lost``, ``storage`` (the
+    store refused its writes) or ``write_failed`` (a background write failed otherwise)."""
     generation: int | None = None
     """The run lease's generation, once the turn has taken it."""
+    finishing: bool = False
+    """The outcome is decided and being committed: abort and lease loss no longer cancel."""
+    blocked: asyncio.Future[StorageUnavailable] = field(default_factory=_new_future)
+    """Resolved when the store refuses a try of the outcome commit (``abort`` answers with it);
+    renewed before each further try."""
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """How a turn ends: the assistant message's ``error`` and the run's final status."""
+
+    error: dict[str, Any] | None
+    run_status: str
+    tool_error: str = "aborted"
+    """The ``error`` of tool calls still pending or running."""
+    retry: bool = True
+    """Whether a commit the store refuses is tried again (not on shutdown)."""
+
+
+def _storage_outcome(exc: StorageUnavailable) -> _Outcome:
+    text = f"{interrupted(STORAGE_ERROR)}: {exc.description} ({exc.code})"
+    return _Outcome(msg.unknown_error(text), runs.FAILED, tool_error=text)
+
+
+async def see_through(coro: Coroutine[Any, Any, T]) -> T:
+    """Await ``coro`` to its end even if the caller is cancelled meanwhile, then re-raise
+    the cancellation: a commit already under way is never left without an owner."""
+    task = asyncio.ensure_future(coro)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("a commit failed during cancellation: %r", task.exception())
+        raise asyncio.CancelledError
+    return task.result()
 
 
 class RunManager:
@@ -100,18 +167,22 @@ class RunManager:
     # -- queries ---------------------------------------------------------------------
 
     async def statuses(self) -> dict[str, dict[str, Any]]:
-        """Status of every busy session, derived from live leases; idle ones are absent.
+        """Status of every busy session, derived from live leases (and the leases this process
+        holds past their stored expiry, see the module docstring); idle ones are absent.
 
         Each status is OpenCode's ``SessionStatus`` (``busy`` or ``retry``) with Roost's extra
         ``reason``: ``running``, ``permission``, ``question`` or ``retry``.
         """
-        live = await self._db.read(lambda c: leases.live(c))
+        held = self._heartbeat.held() if self._heartbeat is not None else {}
+        live = await self._db.read(lambda c: _busy_leases(c, self.owner, held))
         return {lease.session_id: lease.status for lease in live}
 
     async def is_busy(self, session_id: str) -> bool:
-        """Whether the session holds a live lease (a turn is executing somewhere)."""
+        """Whether the session holds a live lease (a turn is executing somewhere), or this
+        process holds its lease (see the module docstring)."""
+        held = self._heartbeat.held() if self._heartbeat is not None else {}
         lease = await self._db.read(lambda c: leases.get(c, session_id))
-        return lease is not None and lease.is_live(now_ms())
+        return lease is not None and _is_busy(lease, self.owner, held, now_ms())
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -138,6 +209,7 @@ class RunManager:
             ttl_ms=self.lease_ttl_ms,
             max_recoveries=self.max_recoveries,
             startup=startup,
+            holds=self._heartbeat.holds if self._heartbeat is not None else None,
         )
         for item in done:
             self.kick(item.session_id)
@@ -148,13 +220,36 @@ class RunManager:
             await asyncio.sleep(self.lease_ttl_ms / 2000)
             try:
                 await self.recover()
+            except StorageUnavailable as exc:
+                log.warning("periodic recovery could not write (%s); retrying", exc.message)
             except Exception:
                 log.exception("periodic recovery failed; retrying")
 
     def _on_lease_lost(self, session_id: str, generation: int) -> None:
+        self._stop_turn(session_id, generation, "lease_lost")
+
+    def _on_write_failed(self, session_id: str, generation: int, exc: Exception) -> None:
+        """A write of the turn was refused (``TurnWriter.failure``): stop the turn."""
+        if isinstance(exc, StorageUnavailable):
+            log.warning("stopping the turn of %s: %s", session_id, exc.message)
+            reason = "storage"
+        else:
+            reason = "lease_lost" if isinstance(exc, leases.LeaseLost) else "write_failed"
+        self._stop_turn(session_id, generation, reason)
+
+    def _stop_turn(self, session_id: str, generation: int, reason: str) -> None:
+        """Cancel the turn holding this lease generation, unless it is already stopping.
+
+        Called from the turn's own task the cancellation is left out: the exception being
+        raised there ends the turn (and a cancellation would cut its outcome short).
+        """
         active = self._active.get(session_id)
-        if active is not None and active.generation == generation:
-            active.stop_reason = "lease_lost"
+        if active is None or active.generation != generation:
+            return
+        if active.stop_reason is not None or active.finishing:
+            return
+        active.stop_reason = reason
+        if active.task is not asyncio.current_task():
             active.task.cancel()
 
     # -- commands --------------------------------------------------------------------
@@ -181,22 +276,42 @@ class RunManager:
     async def abort(self, session_id: str, *, reason: str = "abort") -> bool:
         """Cancel the session's executing turn and wait until its outcome is stored.
 
+        A turn that is already stopping (its outcome decided) is not cancelled again; this
+        waits for its outcome all the same.
+
         Returns:
             True when a turn was executing.
+
+        Raises:
+            StorageUnavailable: The store refuses the turn's outcome for now. The turn is
+                stopped and records its outcome once the store accepts writes.
         """
         active = self._active.get(session_id)
         if active is None:
             return False
-        active.stop_reason = active.stop_reason or reason
-        active.task.cancel()
+        if active.stop_reason is None and not active.finishing:
+            active.stop_reason = reason
+            active.task.cancel()
         chaos.cut("during-abort")
-        await asyncio.wait({active.task})
+        # Any: the turn (None) or the refusal (StorageUnavailable), whichever comes first.
+        either: set[asyncio.Future[Any]] = {active.task, active.blocked}
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        if not active.task.done():
+            raise active.blocked.result()
         return True
 
     async def hold(self, session_id: str) -> None:
-        """Stop the session's turn and keep new ones from starting until ``release``."""
+        """Stop the session's turn and keep new ones from starting until ``release``.
+
+        Raises:
+            StorageUnavailable: As for ``abort``; the session is not held then.
+        """
         self._held.add(session_id)
-        await self.abort(session_id)
+        try:
+            await self.abort(session_id)
+        except StorageUnavailable:
+            self._held.discard(session_id)
+            raise
         worker = self._workers.get(session_id)
         if worker is not None:
             await asyncio.wait({worker})
@@ -246,11 +361,18 @@ class RunManager:
         # A run that stopped being queued after the read is skipped by ``_execute``.
         queued: list[runs.RunRow] = []
         stale = True
+        pause = _RETRY_PAUSE_S
         try:
             while not self._stopping and session_id not in self._held:
                 if stale or session_id in self._kicked:
                     self._kicked.discard(session_id)
-                    open_runs = await self._db.read(lambda c: runs.open_runs(c, session_id))
+                    try:
+                        open_runs = await self._db.read(lambda c: runs.open_runs(c, session_id))
+                    except StorageUnavailable as exc:
+                        log.warning("cannot read the runs of %s (%s)", session_id, exc.message)
+                        await asyncio.sleep(pause)
+                        pause = min(pause * 2, OUTCOME_RETRY_MAX_S)
+                        continue
                     queued = [r for r in open_runs if r.status == runs.QUEUED]
                     stale = False
                 if not queued:
@@ -268,13 +390,21 @@ class RunManager:
                 if task.cancelled():
                     stale = True
                     continue  # aborted: queued prompts run next (stop/hold end the loop)
-                if task.exception() is not None:
-                    stale = True
-                    # The turn could not even store its outcome (a failed write). If it never
-                    # started, its run is still queued and is tried again after a pause; if it
-                    # did, its lease expires and recovery finishes it.
-                    log.error("turn %s ended without an outcome: %r", run.id, task.exception())
-                    await asyncio.sleep(_RETRY_PAUSE_S)
+                error = task.exception()
+                if error is None:
+                    pause = _RETRY_PAUSE_S
+                    continue
+                stale = True
+                # The turn could not even store its outcome (a failed write). If it never
+                # started, its run is still queued and is tried again after a pause (longer
+                # each time while the store refuses writes); if it did, its lease expires and
+                # recovery finishes it.
+                if isinstance(error, StorageUnavailable):
+                    log.warning("cannot start run %s (%s); retrying", run.id, error.message)
+                else:
+                    log.error("turn %s ended without an outcome: %r", run.id, error)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, OUTCOME_RETRY_MAX_S)
         finally:
             if self._workers.get(session_id) is asyncio.current_task():
                 del self._workers[session_id]
@@ -318,10 +448,17 @@ class RunManager:
             active.generation = generation
         if self._heartbeat is not None:
             self._heartbeat.hold(sid, generation)
-        writer = TurnWriter(self._db, run, assistant, generation)
+        writer = TurnWriter(
+            self._db,
+            run,
+            assistant,
+            generation,
+            on_write_failed=lambda exc: self._on_write_failed(sid, generation, exc),
+        )
         try:
             await self._turn_with_outcome(run, writer, agent_name)
         finally:
+            await writer.discard()
             if self._heartbeat is not None:
                 self._heartbeat.drop(sid, generation)
 
@@ -336,16 +473,34 @@ class RunManager:
             reason = active.stop_reason if active is not None else "shutdown"
             if reason == "lease_lost":
                 raise  # another owner took the run over; our writes would be fenced
-            if reason == "shutdown":
-                outcome = (msg.unknown_error("interrupted: server stopped"), runs.INTERRUPTED)
-            else:
-                outcome = (msg.aborted_error(), runs.ABORTED)
-            tool_error = "aborted" if outcome[1] == runs.ABORTED else "interrupted: server stopped"
-            await asyncio.shield(
-                writer.finish(error=outcome[0], run_status=outcome[1], tool_error=tool_error)
-            )
+            await self._record_outcome(writer, self._stopped_outcome(reason, writer))
             raise
-        except ProviderError as exc:
+        except Exception as exc:
+            await self._record_outcome(writer, self._failed_outcome(run, writer, exc))
+        else:
+            await self._record_outcome(writer, _Outcome(None, runs.COMPLETED))
+
+    @staticmethod
+    def _stopped_outcome(reason: str | None, writer: TurnWriter) -> _Outcome:
+        """The outcome of a turn cancelled for ``reason`` (see ``_Active.stop_reason``; None
+        for a cancellation nobody explained, taken as an abort)."""
+        if reason == "shutdown":
+            text = interrupted(SERVER_STOPPED)
+            return _Outcome(msg.unknown_error(text), runs.INTERRUPTED, tool_error=text, retry=False)
+        if reason == "storage" and writer.storage_error is not None:
+            return _storage_outcome(writer.storage_error)
+        if reason == "write_failed":
+            text = f"internal error: {writer.failure!r}"
+            return _Outcome(msg.unknown_error(text), runs.FAILED, tool_error=text)
+        return _Outcome(msg.aborted_error(), runs.ABORTED)
+
+    @staticmethod
+    def _failed_outcome(run: runs.RunRow, writer: TurnWriter, exc: Exception) -> _Outcome:
+        """The outcome of a turn that raised ``exc``."""
+        storage = writer.storage_error or (exc if isinstance(exc, StorageUnavailable) else None)
+        if storage is not None:
+            return _storage_outcome(storage)
+        if isinstance(exc, ProviderError):
             error = msg.api_error(
                 exc.message,
                 status_code=exc.status_code,
@@ -354,18 +509,70 @@ class RunManager:
                 response_headers=exc.response_headers,
                 url=exc.url,
             )
-            await writer.finish(error=error, run_status=runs.FAILED)
-        except RoostError as exc:
-            await writer.finish(
-                error=msg.unknown_error(exc.message), run_status=runs.FAILED, tool_error=exc.message
-            )
-        except Exception as exc:
-            log.exception("turn %s failed", run.id)
-            await writer.finish(
-                error=msg.unknown_error(f"internal error: {exc!r}"), run_status=runs.FAILED
-            )
-        else:
-            await writer.finish(error=None, run_status=runs.COMPLETED)
+            return _Outcome(error, runs.FAILED)
+        if isinstance(exc, RoostError):
+            return _Outcome(msg.unknown_error(exc.message), runs.FAILED, tool_error=exc.message)
+        log.exception("turn %s failed", run.id, exc_info=exc)
+        return _Outcome(msg.unknown_error(f"internal error: {exc!r}"), runs.FAILED)
+
+    async def _record_outcome(self, writer: TurnWriter, outcome: _Outcome) -> None:
+        """Commit the turn's outcome (``TurnWriter.finish``), retrying while the store refuses.
+
+        Each try runs to its end even if the turn is cancelled meanwhile. Between tries the
+        pause doubles up to ``OUTCOME_RETRY_MAX_S``; a cancellation there (shutdown) ends the
+        tries and the run is left to recovery, as is one whose lease was taken over.
+        """
+        active = self._active.get(writer.session_id)
+        if active is not None:
+            active.finishing = True
+        pause = OUTCOME_RETRY_FIRST_S
+        refused = False
+        while True:
+            if active is not None and active.blocked.done():
+                active.blocked = _new_future()  # an abort now waits for this try
+            try:
+                await see_through(
+                    writer.finish(
+                        error=outcome.error,
+                        run_status=outcome.run_status,
+                        tool_error=outcome.tool_error,
+                    )
+                )
+                return
+            except StorageUnavailable as exc:
+                if active is not None:
+                    active.blocked.set_result(exc)
+                first, refused = not refused, True
+                if not outcome.retry:
+                    log.warning(
+                        "the outcome of run %s is not stored (%s); recovery finishes it at the "
+                        "next start",
+                        writer.run_id,
+                        exc.message,
+                    )
+                    return
+                if first:
+                    log.warning(
+                        "the outcome of run %s cannot be stored yet (%s); retrying until the "
+                        "store accepts writes",
+                        writer.run_id,
+                        exc.message,
+                    )
+            except leases.LeaseLost:
+                log.warning(
+                    "run %s: its lease was taken over; its new holder ends it", writer.run_id
+                )
+                return
+            try:
+                await asyncio.sleep(pause)
+            except asyncio.CancelledError:
+                log.warning(
+                    "the outcome of run %s is not stored (the store still refuses writes); "
+                    "recovery finishes it at the next start",
+                    writer.run_id,
+                )
+                raise
+            pause = min(pause * 2, OUTCOME_RETRY_MAX_S)
 
     async def _run_turn(self, run: runs.RunRow, writer: TurnWriter, agent_name: str) -> None:
         request = run.request
@@ -482,6 +689,29 @@ class RunManager:
 
 
 _RETRY_PAUSE_S = 0.5
+
+
+def _is_busy(lease: leases.Lease, owner: str, held: dict[str, int], at_ms: int) -> bool:
+    """A lease makes its session busy while it is live, or while this process holds it (the
+    store may have refused its renewals: see ``heartbeat``)."""
+    if lease.is_live(at_ms):
+        return True
+    return (
+        lease.owner == owner
+        and held.get(lease.session_id) == lease.generation
+        and lease.expires_at_ms != leases.RELEASED
+    )
+
+
+def _busy_leases(conn: Any, owner: str, held: dict[str, int]) -> list[leases.Lease]:
+    """The leases that make their sessions busy (``_is_busy``)."""
+    at = now_ms()
+    found = {lease.session_id: lease for lease in leases.live(conn, at)}
+    for session_id in held.keys() - found.keys():
+        lease = leases.get(conn, session_id)
+        if lease is not None and _is_busy(lease, owner, held, at):
+            found[session_id] = lease
+    return list(found.values())
 
 
 def _running() -> dict[str, Any]:

@@ -8,6 +8,7 @@ interrupts executing turns (durably) and closes the store. Reads return stored w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,10 +24,17 @@ from roost.engine import chaos
 from roost.engine.admission import Admitted, PromptInput, admit_prompt
 from roost.engine.broadcaster import Broadcaster, Subscription
 from roost.engine.requests import RequestBroker
-from roost.engine.runs import RunManager
+from roost.engine.runs import RunManager, see_through
 from roost.engine.titles import TitleWriter
 from roost.engine.tool_context import WaitPolicy
-from roost.errors import InvalidInput, MessageNotFound, PartInUse, PartNotFound, SessionNotFound
+from roost.errors import (
+    InvalidInput,
+    MessageNotFound,
+    PartInUse,
+    PartNotFound,
+    SessionNotFound,
+    StorageUnavailable,
+)
 from roost.ids import new_message_id, new_part_id, new_session_id
 from roost.model import event as ev
 from roost.model import message as msg
@@ -217,9 +225,9 @@ class SessionService:
         """
         await self.get_session(session_id)
         tree = await self.db.read(lambda c: _descendants(c, session_id))
-        for sid in tree:
-            await self.runs.hold(sid)
         try:
+            for sid in tree:
+                await self.runs.hold(sid)
 
             def delete(tx: Tx) -> None:
                 for sid in reversed(tree):  # children before their parent
@@ -542,7 +550,10 @@ class SessionService:
         try:
             await self.runs.wait_run(admitted.run_id)
         except asyncio.CancelledError:
-            await asyncio.shield(self.runs.abort(child_id))
+            # The child's turn is stopped either way; while the store refuses writes it records
+            # its outcome itself later, and this cancellation goes on meanwhile.
+            with contextlib.suppress(StorageUnavailable):
+                await see_through(self.runs.abort(child_id))
             raise
         reply = await self._last_reply(child_id, admitted.message_id)
         info = orjson.loads(reply.info) if reply else {}

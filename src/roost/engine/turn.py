@@ -14,12 +14,19 @@ the commit that ends the run.
 Tool parts go ``pending → running → completed | error`` with OpenCode's state fields
 (``ToolState*`` schemas). ``finish`` closes every part still open, so no part outlives its turn
 in a non-terminal state: on abort they become ``error`` ("aborted").
+
+A failed commit loses nothing: its events go back to the front of ``_pending`` and are stored
+by the next commit that succeeds, the outcome at the latest. The first failure of a background
+flush, and any ``StorageUnavailable``, is recorded as ``failure`` and reported to the run
+(``on_write_failed``), which stops the turn; every later call that would write raises it again,
+so a turn cannot go on past writes that were refused. ``finish`` may be called again after it
+raised: it commits the outcome decided by its first call. The delta-coalescing timers are owned
+here: ``finish`` and ``discard`` wait for them, so none outlives the turn.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import logging
 from collections.abc import Callable
@@ -31,6 +38,7 @@ import orjson
 from roost.agent.providers.base import ToolCallRequest, Usage
 from roost.agent.tools.base import ToolResult
 from roost.engine import chaos
+from roost.errors import StorageUnavailable
 from roost.ids import new_message_id, new_part_id
 from roost.model import event as ev
 from roost.model import message as msg
@@ -88,6 +96,8 @@ class TurnWriter:
         run: The run being answered.
         assistant: The first assistant message (already committed by the run's start).
         generation: The run's lease generation; every commit checks it still holds.
+        on_write_failed: Told about ``failure`` once, as soon as it is recorded (from the task
+            that saw it: the turn's own, a tool call's or a flush timer's).
     """
 
     def __init__(
@@ -96,6 +106,7 @@ class TurnWriter:
         run: runs.RunRow,
         assistant: dict[str, Any],
         generation: int,
+        on_write_failed: Callable[[Exception], None] | None = None,
     ) -> None:
         self._db = db
         self._run = run
@@ -104,7 +115,15 @@ class TurnWriter:
         self._pending: list[tuple[str, dict[str, Any]]] = []
         self._open: dict[str, _OpenPart] = {}
         self._current_kind: str | None = None
-        self._flush_task: asyncio.Task[None] | None = None
+        self._armed: asyncio.Task[None] | None = None
+        """The flush timer still waiting to flush (deltas arriving meanwhile ride along)."""
+        self._timers: set[asyncio.Task[None]] = set()
+        """Every flush timer not yet done, the armed one included."""
+        self._on_write_failed = on_write_failed
+        self.failure: Exception | None = None
+        """The first refused write that stops the turn (see the module docstring)."""
+        self._outcome: tuple[list[tuple[str, dict[str, Any]]], str] | None = None
+        """Terminal events and run status, fixed by the first ``finish``."""
         self._lock = asyncio.Lock()
         self.generation = generation
         self._retrying = False
@@ -125,9 +144,19 @@ class TurnWriter:
         return self._sid
 
     @property
+    def run_id(self) -> str:
+        """The run being answered."""
+        return self._run.id
+
+    @property
     def message_id(self) -> str:
         """The current step's assistant message id."""
         return str(self.assistant["id"])
+
+    @property
+    def storage_error(self) -> StorageUnavailable | None:
+        """``failure`` when the store refused a write for its storage (disk full, …)."""
+        return self.failure if isinstance(self.failure, StorageUnavailable) else None
 
     # -- TurnSink: steps and text -------------------------------------------------------
 
@@ -293,43 +322,65 @@ class TurnWriter:
         Open parts are closed first; tool parts not yet terminal become ``error`` with
         ``tool_error``. Events, in OpenCode's order: ``message.updated`` (completed, with
         ``error`` when given), ``session.error`` (when failed), ``session.status`` idle,
-        ``session.idle``.
+        ``session.idle``. The lease is released in the same commit.
+
+        The first call decides the outcome; calling again after it raised (the store refused
+        the commit) tries the same commit again, and its arguments are ignored.
+
+        Raises:
+            StorageUnavailable: The store refused the commit; nothing of it is stored.
+            LeaseLost: Another owner has taken the run over.
         """
-        await self._cancel_flush_timer()
+        await self._settle_timers()
         async with self._lock:
-            self._close_open_parts()
-            end = now_ms()
-            for part in self.tools.values():
-                state = part["state"]
-                if state["status"] in ("pending", "running"):
-                    part["state"] = {
-                        "status": "error",
-                        "input": state.get("input", {}),
-                        "error": tool_error,
-                        "time": {"start": state.get("time", {}).get("start", end), "end": end},
-                    }
-                    if state.get("metadata"):
-                        part["state"]["metadata"] = state["metadata"]
-                    self._queue_part(part)
-            if error is not None:
-                self.assistant["error"] = error
-            self._complete_message()
-            events = list(self._pending)
-            self._pending.clear()
-            if error is not None:
-                events.append((ev.SESSION_ERROR, {"sessionID": self._sid, "error": error}))
-            events.append((ev.SESSION_STATUS, {"sessionID": self._sid, "status": IDLE}))
-            events.append((ev.SESSION_IDLE, {"sessionID": self._sid}))
+            if self._outcome is None:
+                self._outcome = (self._close_for_outcome(error, tool_error), run_status)
+            terminal, status = self._outcome
+            events = [*self._pending, *terminal]
             sid, run_id, generation = self._sid, self._run.id, self.generation
 
             def commit(tx: Tx) -> None:
                 leases.check(tx.conn, sid, generation)
                 for type_, props in events:
                     tx.append(sid, type_, props)
-                runs.set_status(tx.conn, run_id, run_status)
+                runs.set_status(tx.conn, run_id, status)
                 leases.release(tx.conn, sid, generation)
 
             await self._db.write(commit)
+            self._pending.clear()
+
+    def _close_for_outcome(
+        self, error: dict[str, Any] | None, tool_error: str
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Queue the final states of open parts and the completed message; returns the
+        terminal session events that follow them."""
+        self._close_open_parts()
+        end = now_ms()
+        for part in self.tools.values():
+            state = part["state"]
+            if state["status"] in ("pending", "running"):
+                part["state"] = {
+                    "status": "error",
+                    "input": state.get("input", {}),
+                    "error": tool_error,
+                    "time": {"start": state.get("time", {}).get("start", end), "end": end},
+                }
+                if state.get("metadata"):
+                    part["state"]["metadata"] = state["metadata"]
+                self._queue_part(part)
+        if error is not None:
+            self.assistant["error"] = error
+        self._complete_message()
+        terminal: list[tuple[str, dict[str, Any]]] = []
+        if error is not None:
+            terminal.append((ev.SESSION_ERROR, {"sessionID": self._sid, "error": error}))
+        terminal.append((ev.SESSION_STATUS, {"sessionID": self._sid, "status": IDLE}))
+        terminal.append((ev.SESSION_IDLE, {"sessionID": self._sid}))
+        return terminal
+
+    async def discard(self) -> None:
+        """Stop the flush timers without writing (the turn ends without ``finish``)."""
+        await self._settle_timers()
 
     async def flush(
         self, *, status: dict[str, Any] | None = None, usage: dict[str, Any] | None = None
@@ -338,7 +389,13 @@ class TurnWriter:
 
         ``usage``: a finished step's assistant message, whose tokens and cost are added to
         the session's totals in the same commit (``session.updated``).
+
+        Raises:
+            StorageUnavailable: The store refused the commit (the turn is told and stops).
+            Exception: ``failure``, when an earlier write was refused; or whatever the commit
+                raised (its events stay pending).
         """
+        self._raise_failure()
         async with self._lock:
             events = self._take_buffered()
             if not events and status is None and usage is None:
@@ -357,11 +414,13 @@ class TurnWriter:
 
             try:
                 await self._db.write(commit)
-            except Exception:
+            except Exception as exc:
                 # Not committed: keep the events, so the turn's next commit (its outcome at
-                # the latest) stores them. (A cancelled caller is not a failure: the shielded
+                # the latest) stores them. (A cancelled caller is not a failure: the queued
                 # write still commits.)
                 self._pending[:0] = events
+                if isinstance(exc, StorageUnavailable):
+                    self._fail(exc)
                 raise
             if any(type_ == ev.PART_DELTA for type_, _ in events):
                 chaos.cut("mid-stream")
@@ -395,6 +454,7 @@ class TurnWriter:
         )
 
     async def _delta(self, kind: str, text: str) -> None:
+        self._raise_failure()
         if not text:
             return
         if self._current_kind != kind:
@@ -412,20 +472,42 @@ class TurnWriter:
             self._queue_part(part)
         open_part.buffered += text
         open_part.part["text"] += text
-        if self._flush_task is None:
-            self._flush_task = asyncio.create_task(self._flush_later())
+        if self._armed is None:
+            self._armed = asyncio.create_task(self._flush_later())
+            self._timers.add(self._armed)
+            self._armed.add_done_callback(self._timers.discard)
 
     async def _flush_later(self) -> None:
         await asyncio.sleep(COALESCE_MS / 1000)
-        self._flush_task = None
-        await self.flush()
+        self._armed = None  # deltas from now on arm the next timer
+        try:
+            await self.flush()
+        except Exception as exc:
+            # Nobody awaits this flush: its failure is handed to the run here (which stops
+            # the turn) and raised again by the turn's next write.
+            self._fail(exc)
 
-    async def _cancel_flush_timer(self) -> None:
-        task, self._flush_task = self._flush_task, None
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    async def _settle_timers(self) -> None:
+        """Cancel the armed timer and wait for every timer (their flushes commit first)."""
+        armed, self._armed = self._armed, None
+        if armed is not None and armed is not asyncio.current_task():
+            armed.cancel()
+        timers = [t for t in self._timers if t is not asyncio.current_task()]
+        if timers:
+            # The timers catch their own failures: only their cancellations come back here.
+            await asyncio.gather(*timers, return_exceptions=True)
+
+    def _fail(self, exc: Exception) -> None:
+        """Record the first refused write and tell the run (see the module docstring)."""
+        if self.failure is not None:
+            return
+        self.failure = exc
+        if self._on_write_failed is not None:
+            self._on_write_failed(exc)
+
+    def _raise_failure(self) -> None:
+        if self.failure is not None:
+            raise self.failure
 
     def _take_buffered(self) -> list[tuple[str, dict[str, Any]]]:
         events = list(self._pending)

@@ -11,8 +11,13 @@ database; they append events through ``Tx`` and return plain values.
 Reads run on a few reader threads, each owning one connection for its lifetime
 (``Database.read``); in WAL mode they see the last committed state and never block the writer.
 
-Only SQLite is built so far; the dialect-specific pieces (pragmas, ``BEGIN IMMEDIATE``) are
-confined to this module so PostgreSQL can be added behind the same interface.
+Storage failures enter here and leave typed: a command or read that SQLite refuses because the
+disk is full, the database is read-only or I/O failed raises ``StorageUnavailable`` (see
+``storage_error``); its transaction was rolled back, so nothing of it is stored, and the writer
+goes on with the next command (which succeeds once the storage accepts writes again).
+
+Only SQLite is built so far; the dialect-specific pieces (pragmas, ``BEGIN IMMEDIATE``, result
+codes) are confined to this module so PostgreSQL can be added behind the same interface.
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import errno
 import itertools
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -33,9 +40,10 @@ from typing import Any, TypeVar
 import anyio
 import anyio.to_thread
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from roost.errors import StoreClosed
+from roost.errors import DISK_FULL, IO_ERROR, READ_ONLY, StorageUnavailable, StoreClosed
 from roost.model.event import StoredEvent
 from roost.store.event_log import Tx
 from roost.store.schema import metadata
@@ -116,6 +124,61 @@ def _configure_sqlite(engine: Engine, *, synchronous: str, writer: bool) -> None
     engine.dialect.do_begin = do_begin  # type: ignore[method-assign,assignment]
 
 
+_STORAGE_CAUSE_BY_CODE = {
+    sqlite3.SQLITE_FULL: DISK_FULL,
+    sqlite3.SQLITE_READONLY: READ_ONLY,
+    sqlite3.SQLITE_IOERR: IO_ERROR,
+}
+"""Primary result codes that mean the storage refused (https://sqlite.org/rescode.html)."""
+
+
+def storage_error(exc: BaseException, path: Path) -> StorageUnavailable | None:
+    """The ``StorageUnavailable`` that a database error stands for, or None for other errors.
+
+    SQLite reports storage trouble as ``SQLITE_FULL``, ``SQLITE_READONLY`` or one of the
+    ``SQLITE_IOERR_*`` extended codes (the primary code is the low byte). A connection that was
+    opened before its file system went read-only (ext4 remounts itself read-only after an error)
+    sees ``EROFS`` as a failed write, ``SQLITE_IOERR_WRITE``: an I/O error on a file system that
+    is now mounted read-only is reported as ``read_only``, which is what the operator must fix.
+
+    Args:
+        exc: What the driver or SQLAlchemy raised (``DBAPIError`` wraps ``sqlite3.Error``).
+        path: The database file, named in the error.
+    """
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    code = getattr(orig, "sqlite_errorcode", None)
+    if not isinstance(orig, sqlite3.Error) or not isinstance(code, int):
+        return None
+    cause = _STORAGE_CAUSE_BY_CODE.get(code & 0xFF)
+    if cause is None:
+        return None
+    if cause == IO_ERROR and _on_read_only_fs(path):
+        cause = READ_ONLY
+    name = getattr(orig, "sqlite_errorname", None) or f"SQLite result code {code}"
+    error = StorageUnavailable(cause, str(name), str(path))
+    error.__cause__ = exc
+    return error
+
+
+def _on_read_only_fs(path: Path) -> bool:
+    """Whether the database's file system refuses writes as read-only (``EROFS``).
+
+    The mount flags are not enough: ext4 that remounted itself after an error ("emergency
+    read-only") still shows ``rw``. Opening an unnamed temporary file in the directory asks the
+    file system itself and leaves nothing behind; the database file is not opened, because
+    closing another descriptor of it would drop SQLite's POSIX locks (sqlite.org, "How To
+    Corrupt An SQLite Database File", 2.2.1).
+    """
+    try:
+        if os.statvfs(path.parent).f_flag & os.ST_RDONLY:
+            return True
+        fd = os.open(path.parent, os.O_TMPFILE | os.O_WRONLY, 0o600)
+    except OSError as exc:
+        return exc.errno == errno.EROFS
+    os.close(fd)
+    return False
+
+
 def sqlite_url(path: Path) -> str:
     """SQLAlchemy URL for an SQLite file."""
     return f"sqlite+pysqlite:///{path}"
@@ -192,10 +255,20 @@ class Database:
 
     @classmethod
     async def open(cls, path: Path, *, synchronous: str = "FULL") -> Database:
-        """Create the file if needed, migrate it to the newest schema, start the writer."""
+        """Create the file if needed, migrate it to the newest schema, start the writer.
+
+        Raises:
+            StorageUnavailable: The file could not be created or migrated (full, read-only).
+        """
         path.parent.mkdir(parents=True, exist_ok=True)
         db = cls(path, synchronous=synchronous)
-        await anyio.to_thread.run_sync(migrate, db._write_engine)
+        try:
+            await anyio.to_thread.run_sync(migrate, db._write_engine)
+        except DBAPIError as exc:
+            error = storage_error(exc, path)
+            if error is None:
+                raise
+            raise error from exc
         db._loop = asyncio.get_running_loop()
         db._thread = threading.Thread(target=db._writer_main, name="roost-writer", daemon=True)
         db._thread.start()
@@ -238,6 +311,8 @@ class Database:
 
         Raises:
             StoreClosed: The database was closed.
+            StorageUnavailable: The disk is full, the database is read-only or I/O failed;
+                nothing was stored.
             Exception: Whatever ``fn`` raised; its transaction was rolled back.
         """
         if self._closed:
@@ -257,6 +332,7 @@ class Database:
 
         Raises:
             StoreClosed: The database was closed.
+            StorageUnavailable: As for ``write``.
             TimeoutError: The writer did not commit within ``timeout_s``.
         """
         if self._closed:
@@ -270,6 +346,7 @@ class Database:
 
         Raises:
             StoreClosed: The database was closed.
+            StorageUnavailable: The database file could not be read (I/O error).
             Exception: Whatever ``fn`` raised.
         """
         if self._closed:
@@ -286,8 +363,9 @@ class Database:
             connection = self._read_engine.connect()
         except Exception as exc:  # e.g. the file became unreadable: fail reads, don't hang them
             log.exception("a reader could not open the database")
+            error = self._translate(exc)
             while (read := self._reads.get()) is not None:
-                read.deliver(None, exc)
+                read.deliver(None, error)
             return
         with connection as conn:
             while (read := self._reads.get()) is not None:
@@ -295,7 +373,7 @@ class Database:
                     with conn.begin():
                         result = read.fn(conn)
                 except BaseException as exc:  # delivered to the caller, like any result
-                    read.deliver(None, exc)
+                    read.deliver(None, self._translate(exc))
                 else:
                     read.deliver(result, None)
 
@@ -339,7 +417,7 @@ class Database:
                     cmd.events = tx.events
         except Exception as exc:
             if len(group) == 1:
-                group[0].result, group[0].events, group[0].error = None, [], exc
+                group[0].result, group[0].events, group[0].error = None, [], self._translate(exc)
             else:
                 for cmd in group:
                     self._run_alone(conn, cmd)
@@ -354,7 +432,11 @@ class Database:
                 cmd.result = cmd.fn(tx)
                 cmd.events = tx.events
         except Exception as exc:
-            cmd.result, cmd.events, cmd.error = None, [], exc
+            cmd.result, cmd.events, cmd.error = None, [], self._translate(exc)
+
+    def _translate(self, exc: BaseException) -> BaseException:
+        """``StorageUnavailable`` for storage failures (see ``storage_error``), else ``exc``."""
+        return storage_error(exc, self.path) or exc
 
     def _inject(self, cmd: _Command) -> None:
         if self.fault is not None:
