@@ -5,11 +5,19 @@ the password). ``load_config`` merges OpenCode-format configuration files, later
 the global ``opencode.json``/``opencode.jsonc``/``config.json`` in ``$XDG_CONFIG_HOME/opencode``,
 then ``$OPENCODE_CONFIG``, then the project's ``opencode.json``/``opencode.jsonc``, then
 ``roost.json`` (global ``$XDG_CONFIG_HOME/roost/roost.json``, then the project's).
+
+Each file's text goes through OpenCode's variable substitution before it is parsed, so any value
+may use it: ``{env:VAR}`` becomes the variable's value (empty when unset), and ``{file:path}``
+becomes the file's trimmed text, escaped for a JSON string (``~/`` is the home directory, a
+relative path is relative to the configuration file; a ``{file:…}`` on a ``//`` comment line is
+left alone). Source: OpenCode 1.18's ``config/variable.ts``.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,10 +75,44 @@ def global_config_dir(env: dict[str, str]) -> Path:
     return Path(base) / "opencode"
 
 
-def _read(path: Path) -> dict[str, Any]:
+_ENV_TOKEN = re.compile(r"\{env:([^}]+)\}")
+_FILE_TOKEN = re.compile(r"\{file:([^}]+)\}")
+
+
+def substitute(text: str, *, source: Path, env: dict[str, str]) -> str:
+    """Apply ``{env:VAR}`` and ``{file:path}`` to a configuration file's text (see the module
+    docstring); ``source`` is the file the text came from.
+
+    Raises:
+        ConfigError: A ``{file:…}`` names a file that cannot be read.
+    """
+    text = _ENV_TOKEN.sub(lambda m: env.get(m.group(1), ""), text)
+
+    def file_value(match: re.Match[str]) -> str:
+        line_start = text.rfind("\n", 0, match.start()) + 1
+        if text[line_start : match.start()].lstrip().startswith("//"):
+            return match.group(0)
+        raw = match.group(1)
+        path = Path.home() / raw[2:] if raw.startswith("~/") else source.parent / raw
+        try:
+            content = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                f"bad file reference in {source}: {match.group(0)} {path} does not exist"
+            ) from exc
+        return json.dumps(content.strip())[1:-1]
+
+    return _FILE_TOKEN.sub(file_value, text)
+
+
+def _read(path: Path, env: dict[str, str]) -> dict[str, Any]:
     try:
-        parsed = json5.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from exc
+    try:
+        parsed = json5.loads(substitute(text, source=path, env=env))
+    except ValueError as exc:
         raise ConfigError(f"cannot read config {path}: {exc}") from exc
     if not isinstance(parsed, dict):
         raise ConfigError(f"config {path} is not a JSON object")
@@ -102,11 +144,12 @@ def load_config(directory: Path, env: dict[str, str]) -> dict[str, Any]:
     """The merged configuration (see the module docstring).
 
     Raises:
-        ConfigError: A file exists but is not valid JSON/JSONC.
+        ConfigError: A file exists but is not valid JSON/JSONC, or names a missing
+            ``{file:…}``.
     """
     merged: dict[str, Any] = {}
     for path in config_files(directory, env):
-        merged = _merge(merged, _read(path))
+        merged = _merge(merged, _read(path, env))
     return merged
 
 
