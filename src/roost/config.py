@@ -26,6 +26,8 @@ from typing import Any
 import json5
 import platformdirs
 
+from roost.model.mcp import McpLocalConfig, McpRemoteConfig, parse_servers
+
 APP_NAME = "roost"
 DEFAULT_PORT = 4096
 SYNCHRONOUS_MODES = ("FULL", "NORMAL")
@@ -231,3 +233,29 @@ def server_names(config: dict[str, Any]) -> tuple[list[str], list[str]]:
         else:
             raise ConfigError(f"config server.{key} must be a list of strings, not {value!r}")
     return found[0], found[1]
+
+
+def mcp_servers(config: dict[str, Any]) -> dict[str, McpLocalConfig | McpRemoteConfig | None]:
+    """The config's ``mcp`` entries, validated (``model/mcp.py``).
+
+    Raises:
+        ConfigError: An entry fits neither ``McpLocalConfig`` nor ``McpRemoteConfig``.
+    """
+    try:
+        return parse_servers(config.get("mcp"))
+    except ValueError as exc:
+        raise ConfigError(f"invalid config: {exc}") from exc
+
+
+def mcp_timeout_ms(config: dict[str, Any]) -> int | None:
+    """``experimental.mcp_timeout``: the default bound of an MCP tool call (ms).
+
+    Raises:
+        ConfigError: It is not a positive integer.
+    """
+    value = (config.get("experimental") or {}).get("mcp_timeout")
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"config experimental.mcp_timeout must be a positive integer: {value!r}")
+    return value

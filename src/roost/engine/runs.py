@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,7 @@ class RunManager:
         output_dir: Path | None = None,
         waits: WaitPolicy | None = None,
         instructions: list[str] | None = None,
+        more_tools: Callable[[], dict[str, Tool]] | None = None,
         lease_ttl_ms: int = 15_000,
         max_recoveries: int = 3,
     ) -> None:
@@ -82,6 +84,8 @@ class RunManager:
         self._output_dir = output_dir or Path(directory) / ".roost-output"
         self._waits = waits or WaitPolicy()
         self._instructions = instructions or []
+        self._more_tools = more_tools
+        """Tools that come and go (MCP servers'), offered next to the built-in ones."""
         self.run_subtask: Any = None
         """``SessionService.run_subtask``; set by the service (it creates child sessions)."""
         self._workers: dict[str, asyncio.Task[None]] = {}
@@ -381,12 +385,17 @@ class RunManager:
         rows, session_json = await self._db.read(read)
         session_info = orjson.loads(session_json) if session_json else {}
         rules = self._rules(agent, session_info)
-        tools = {
-            name: tool
-            for name, tool in self._tools.items()
-            if permissions.tool_enabled(rules, name)
-            and (request.get("tools") or {}).get(name, True)
-        }
+
+        def offered(available: dict[str, Tool]) -> dict[str, Tool]:
+            return {
+                name: tool
+                for name, tool in available.items()
+                if permissions.tool_enabled(rules, name)
+                and (request.get("tools") or {}).get(name, True)
+            }
+
+        tools = offered(self._tools)
+        more = self._more_tools
         scope = RunScope(
             session_id=sid,
             agent=agent.name,
@@ -417,7 +426,12 @@ class RunManager:
             temperature=agent.temperature,
             top_p=agent.top_p,
         )
-        options = TurnOptions(tools=tools, max_steps=agent.steps or 50, retry=self._retry)
+        options = TurnOptions(
+            tools=tools,
+            max_steps=agent.steps or 50,
+            retry=self._retry,
+            more_tools=(lambda: offered(more())) if more is not None else None,
+        )
         await run_turn(provider, model_request, writer, options)
 
     async def _record_process(self, run: runs.RunRow, pgid: int, call_id: str) -> None:
