@@ -176,8 +176,9 @@ class McpServers:
             McpServerNotFound: No such server.
         """
         server = self._get(name)
+        had_tools = server.status["status"] == "connected"
         await self._halt(server)
-        await self._set_status(server, model.disabled())
+        await self._set_status(server, model.disabled(), tools_changed=had_tools)
         return True
 
     def start_oauth(self, name: str) -> None:
