@@ -25,6 +25,7 @@ from tests.support.mcp_servers import (
     roost_with_mcp,
     wait_status,
 )
+from tests.support.openapi import validate
 from tests.support.scripted_llm import Delay, ScriptedLLM, ToolCall, Turn, text_turn, tool_turn
 from tests.support.server import RoostServer, prompt_body
 from tests.support.waiting import wait_for
@@ -275,9 +276,12 @@ def test_status_connect_disconnect_and_events(echo: RoostServer, pid_file: Path)
     assert mcp_status(echo, "echo") == {"status": "connected"}
     missing = echo.post("/mcp/nope/connect")
     assert missing.status_code == 404
-    assert missing.json()["_tag"] == "McpServerNotFoundError"
+    validate(missing.json(), "McpServerNotFoundError")
     auth = echo.post("/mcp/echo/auth")
     assert auth.status_code == 400 and "not supported" in auth.json()["error"]
+    validate(auth.json(), "McpUnsupportedOAuthError")
+    for status in echo.get("/mcp").json().values():
+        validate(status, "MCPStatus")
     seen = []
     for _, frame in echo.events(last_event_id="0"):
         if frame["type"].startswith("mcp."):
