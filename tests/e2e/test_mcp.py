@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -398,3 +400,39 @@ def test_a_disabled_server_is_not_started(
         assert not pid_file.exists()
     finally:
         server.close()
+
+
+class _Unauthorized(BaseHTTPRequestHandler):
+    def _refuse(self) -> None:
+        self.send_response(401)
+        self.send_header("WWW-Authenticate", 'Bearer realm="test"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_POST = _refuse
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_a_remote_server_answering_401_needs_auth_unless_oauth_is_off(
+    project: Path, tmp_path: Path, llm: ScriptedLLM
+) -> None:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Unauthorized)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/mcp"
+    mcp = {
+        "locked": {"type": "remote", "url": url},
+        "plain": {"type": "remote", "url": url, "oauth": False},
+    }
+    server = roost_with_mcp(project, tmp_path, llm.base_url, mcp)
+    try:
+        assert wait_status(server, "locked", "needs_auth") == {"status": "needs_auth"}
+        failed = wait_for(
+            lambda: "401" in (s := mcp_status(server, "plain")).get("error", "") and s,
+            what="plain failed with the 401",
+        )
+        assert failed["status"] == "failed"
+    finally:
+        server.close()
+        httpd.shutdown()

@@ -11,7 +11,7 @@ Invariants:
   fail "Connection closed" at once (the SDK fails them), the status becomes ``failed`` with the
   cause, the server's tools vanish from the next model request, and the supervisor reconnects
   with exponential backoff (``BACKOFF_INITIAL_S`` doubling up to ``BACKOFF_MAX_S``). A 401 from
-  a remote server is ``needs_auth`` and is not retried.
+  a remote server is ``needs_auth`` (unless its ``oauth`` is ``false``) and is not retried.
 - **No orphaned servers.** A local server runs in its own process group, tagged with the owner
   id (``PROCESS_OWNER_ENV``), and the group is recorded in ``run_process`` (``run_id`` =
   ``mcp:<name>``) before the handshake. When its connection ends the group is killed and
@@ -293,7 +293,10 @@ class McpServers:
                 await _first(connection.closed, server.stop, server.lost)
                 error = "Connection closed"
         except McpConnectError as exc:
-            if exc.needs_auth:
+            oauth_off = isinstance(server.entry, model.McpRemoteConfig) and not (
+                server.entry.oauth is None or server.entry.oauth
+            )
+            if exc.needs_auth and not oauth_off:
                 await self._set_status(server, model.needs_auth())
                 return None, False
             error = exc.message
