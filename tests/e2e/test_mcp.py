@@ -436,3 +436,29 @@ def test_a_remote_server_answering_401_needs_auth_unless_oauth_is_off(
     finally:
         server.close()
         httpd.shutdown()
+
+
+def test_abort_returns_at_once_even_when_the_remote_server_is_frozen(
+    project: Path, tmp_path: Path, llm: ScriptedLLM, web: HttpMcpServer
+) -> None:
+    entry = {"type": "remote", "url": web.url, "oauth": False}
+    server = roost_with_mcp(project, tmp_path, llm.base_url, {"web": entry})
+    assert web.proc is not None
+    try:
+        wait_status(server, "web", "connected")
+        llm.enqueue(tool_turn("web_hang", {}))
+        sid = server.create_session()["id"]
+        assert (
+            server.post(f"/session/{sid}/prompt_async", json=prompt_body("go")).status_code == 204
+        )
+        wait_for(lambda: _running_part(server, sid), what="the call running")
+        os.killpg(web.proc.pid, signal.SIGSTOP)  # accepts connections, answers nothing
+        aborted_at = time.time()
+        assert server.post(f"/session/{sid}/abort").json() is True
+        assert sid not in server.get("/session/status").json()
+        (part,) = _tool_parts(server, sid)
+        assert part["state"]["status"] == "error"
+        assert _timing("abort with the HTTP server SIGSTOPped", aborted_at, part) < 2000
+    finally:
+        os.killpg(web.proc.pid, signal.SIGCONT)
+        server.close()
