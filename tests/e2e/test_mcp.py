@@ -165,15 +165,22 @@ def test_images_resources_and_long_output_map_to_what_opencode_stores(
     assert Path(metadata["outputPath"]).read_text().count("\n") == 4999
 
 
-def test_a_tool_that_raises_is_an_error_part_and_the_model_is_told(
+def test_a_tool_that_raises_or_a_protocol_error_is_an_error_part_and_the_model_is_told(
     echo: RoostServer, llm: ScriptedLLM
 ) -> None:
-    llm.enqueue(tool_turn("echo_fail", {"message": "the disk is full"}), text_turn("noted"))
+    llm.enqueue(
+        Turn([ToolCall("echo_fail", {"message": "the disk is full"})]),
+        tool_turn("echo_protocol_error", {}),
+        text_turn("noted"),
+    )
     sid = echo.create_session()["id"]
     msgs = echo.prompt(sid, "try")
-    (part,) = _tool_parts(echo, sid)
+    part, protocol = _tool_parts(echo, sid)
     assert part["state"]["status"] == "error"
     assert "the disk is full" in part["state"]["error"]
+    assert protocol["state"]["status"] == "error"
+    assert protocol["state"]["error"] == "MCP server 'echo': MCP error -32001: backend exploded"
+    assert mcp_status(echo, "echo") == {"status": "connected"}
     told = [m for m in llm.requests[1]["messages"] if m["role"] == "tool"]
     assert "the disk is full" in told[0]["content"]
     assert msgs[-1]["info"]["finish"] == "stop"

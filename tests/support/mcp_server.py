@@ -5,6 +5,7 @@
 ``http://127.0.0.1:PORT/mcp``; ``sse PORT`` serves the older SSE transport on ``/sse``.
 
 Tools: ``text.upper-v1`` (a name OpenCode sanitizes), ``fail`` (an ``isError`` result),
+``protocol_error`` (a JSON-RPC error),
 ``hang`` (sleeps), ``pid`` (the server's pid, so a test can SIGKILL it), ``picture`` (text and an
 image), ``resource`` (an embedded text resource and a blob), ``big`` (long output) and ``env``
 (an environment variable, to check what a local server is started with). When
@@ -23,6 +24,7 @@ import sys
 import mcp_types as types
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.shared.exceptions import MCPError
 
 PIXEL_PNG = base64.b64encode(
     bytes.fromhex(
@@ -42,6 +44,11 @@ def upper(text: str) -> str:
 @app.tool(description="Always fails with the given message.")
 def fail(message: str) -> str:
     raise ToolError(message)
+
+
+@app.tool(description="Answers with a JSON-RPC error instead of a result.")
+def protocol_error() -> str:
+    raise MCPError(code=-32001, message="backend exploded")
 
 
 @app.tool(description="Sleep, then answer.")
