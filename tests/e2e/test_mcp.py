@@ -62,7 +62,9 @@ def _pids(pid_file: Path) -> list[int]:
 
 
 def _timing(case: str, failed_at_s: float, part: dict[str, Any]) -> int:
-    elapsed_ms = int(part["state"]["time"]["end"] - failed_at_s * 1000)
+    """Print (and return) ms from ``failed_at_s`` (0: the call's start) to the part's end."""
+    time_ = part["state"]["time"]
+    elapsed_ms = int(time_["end"] - (failed_at_s * 1000 if failed_at_s else time_["start"]))
     print(f"MCP-TIMING {case}: {elapsed_ms} ms")
     return elapsed_ms
 
@@ -195,8 +197,7 @@ def test_a_hanging_tool_ends_with_a_timeout_error_naming_the_server(
     (part,) = _tool_parts(echo, sid)
     assert part["state"]["status"] == "error"
     assert part["state"]["error"] == "MCP server 'echo': tool 'hang' timed out after 3000 ms"
-    started = part["state"]["time"]["start"]
-    _timing("hang past the 3000 ms timeout (from call start)", started / 1000, part)
+    _timing("hang past the 3000 ms timeout (from call start)", 0, part)
     assert mcp_status(echo, "echo") == {"status": "connected"}  # a slow tool is not a dead server
 
 
@@ -267,6 +268,7 @@ def test_field_report_not_connected_then_bash_then_a_question_ends_normally(
     mcp, *bashes, question = _tool_parts(echo, sid)
     assert mcp["state"]["status"] == "error"
     assert mcp["state"]["error"].startswith("MCP server 'echo' is not connected")
+    _timing("call to a server that is not connected (from call start)", 0, mcp)
     assert [b["state"]["status"] for b in bashes] == ["completed"] * 3
     assert question["state"]["status"] == "completed"
     assert msgs[-1]["info"]["finish"] == "stop" and "error" not in msgs[-1]["info"]
