@@ -6,11 +6,19 @@ the global ``opencode.json``/``opencode.jsonc``/``config.json`` in ``$XDG_CONFIG
 then ``$OPENCODE_CONFIG``, then the project's ``opencode.json``/``opencode.jsonc``, then
 ``roost.json`` (global ``$XDG_CONFIG_HOME/roost/roost.json``, then the project's). Each file's
 permission rules are checked before the merge, so an error names the file it is in.
+
+Each file's text goes through OpenCode's variable substitution before it is parsed, so any value
+may use it: ``{env:VAR}`` becomes the variable's value (empty when unset), and ``{file:path}``
+becomes the file's trimmed text, escaped for a JSON string (``~/`` is the home directory, a
+relative path is relative to the configuration file; a ``{file:…}`` on a ``//`` comment line is
+left alone). Source: OpenCode 1.18's ``config/variable.ts``.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +29,7 @@ import platformdirs
 
 from roost.errors import InvalidPermissionRule
 from roost.model import permission
+from roost.model.mcp import McpLocalConfig, McpRemoteConfig, parse_servers
 
 APP_NAME = "roost"
 DEFAULT_PORT = 4096
@@ -71,10 +80,44 @@ def global_config_dir(env: dict[str, str]) -> Path:
     return Path(base) / "opencode"
 
 
-def _read(path: Path) -> dict[str, Any]:
+_ENV_TOKEN = re.compile(r"\{env:([^}]+)\}")
+_FILE_TOKEN = re.compile(r"\{file:([^}]+)\}")
+
+
+def substitute(text: str, *, source: Path, env: dict[str, str]) -> str:
+    """Apply ``{env:VAR}`` and ``{file:path}`` to a configuration file's text (see the module
+    docstring); ``source`` is the file the text came from.
+
+    Raises:
+        ConfigError: A ``{file:…}`` names a file that cannot be read.
+    """
+    text = _ENV_TOKEN.sub(lambda m: env.get(m.group(1), ""), text)
+
+    def file_value(match: re.Match[str]) -> str:
+        line_start = text.rfind("\n", 0, match.start()) + 1
+        if text[line_start : match.start()].lstrip().startswith("//"):
+            return match.group(0)
+        raw = match.group(1)
+        path = Path.home() / raw[2:] if raw.startswith("~/") else source.parent / raw
+        try:
+            content = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                f"bad file reference in {source}: {match.group(0)} {path} does not exist"
+            ) from exc
+        return json.dumps(content.strip())[1:-1]
+
+    return _FILE_TOKEN.sub(file_value, text)
+
+
+def _read(path: Path, env: dict[str, str]) -> dict[str, Any]:
     try:
-        parsed = json5.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from exc
+    try:
+        parsed = json5.loads(substitute(text, source=path, env=env))
+    except ValueError as exc:
         raise ConfigError(f"cannot read config {path}: {exc}") from exc
     if not isinstance(parsed, dict):
         raise ConfigError(f"config {path} is not a JSON object")
@@ -125,12 +168,12 @@ def load_config(directory: Path, env: dict[str, str]) -> dict[str, Any]:
     """The merged configuration (see the module docstring).
 
     Raises:
-        ConfigError: A file exists but is not valid JSON/JSONC, or one of its permission rules
-            is malformed; the message names the file and the rule.
+        ConfigError: A file exists but is not valid JSON/JSONC, names a missing ``{file:…}``,
+            or one of its permission rules is malformed; the message names the file and rule.
     """
     merged: dict[str, Any] = {}
     for path in config_files(directory, env):
-        merged = _merge(merged, _read(path))
+        merged = _merge(merged, _read(path, env))
     return merged
 
 
@@ -212,3 +255,29 @@ def server_names(config: dict[str, Any]) -> tuple[list[str], list[str]]:
         else:
             raise ConfigError(f"config server.{key} must be a list of strings, not {value!r}")
     return found[0], found[1]
+
+
+def mcp_servers(config: dict[str, Any]) -> dict[str, McpLocalConfig | McpRemoteConfig | None]:
+    """The config's ``mcp`` entries, validated (``model/mcp.py``).
+
+    Raises:
+        ConfigError: An entry fits neither ``McpLocalConfig`` nor ``McpRemoteConfig``.
+    """
+    try:
+        return parse_servers(config.get("mcp"))
+    except ValueError as exc:
+        raise ConfigError(f"invalid config: {exc}") from exc
+
+
+def mcp_timeout_ms(config: dict[str, Any]) -> int | None:
+    """``experimental.mcp_timeout``: the default bound of an MCP tool call (ms).
+
+    Raises:
+        ConfigError: It is not a positive integer.
+    """
+    value = (config.get("experimental") or {}).get("mcp_timeout")
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"config experimental.mcp_timeout must be a positive integer: {value!r}")
+    return value

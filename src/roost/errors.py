@@ -171,3 +171,23 @@ class ProviderError(RoostError):
         self.response_body = response_body
         self.response_headers = response_headers or {}
         self.url = url
+
+
+class McpServerNotFound(NotFound):
+    """No MCP server of that name is configured (OpenCode's ``McpServerNotFoundError``)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"MCP server not found: {name}")
+        self.name = name
+
+
+class McpOAuthUnsupported(InvalidInput):
+    """Roost does not run OAuth flows for remote MCP servers (``McpUnsupportedOAuthError``)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"MCP server {name!r}: OAuth is not supported by Roost; give the server's "
+            "credentials in the entry's headers (e.g. Authorization), or set oauth: false",
+            field="name",
+        )
+        self.name = name

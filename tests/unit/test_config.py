@@ -63,3 +63,30 @@ def test_valid_permission_forms_merge_across_files(tmp_path: Path) -> None:
     config = load_config(project, {"XDG_CONFIG_HOME": str(xdg)})
     assert config["permission"] == {"bash": {"*": "ask", "git *": "allow"}, "edit": "deny"}
     assert config["agent"]["x"]["permission"] == "ask"
+
+
+def test_env_and_file_substitution_apply_to_the_whole_config(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    (project / "secrets").mkdir(parents=True)
+    (project / "secrets" / "token").write_text('  se"cret\nline2 \n')
+    (project / "opencode.jsonc").write_text(
+        "{\n"
+        "  // a comment naming {file:missing} is left alone\n"
+        '  "model": "{env:ROOST_TEST_MODEL}",\n'
+        '  "mcp": {"docs": {"type": "remote", "url": "https://x.test/mcp",\n'
+        '    "headers": {"Authorization": "Bearer {file:secrets/token}",'
+        ' "X-Unset": "{env:ROOST_TEST_UNSET}"}}}\n'
+        "}\n"
+    )
+    config = load_config(
+        project, {"XDG_CONFIG_HOME": str(tmp_path / "none"), "ROOST_TEST_MODEL": "p/m"}
+    )
+    assert config["model"] == "p/m"
+    headers = config["mcp"]["docs"]["headers"]
+    assert headers == {"Authorization": 'Bearer se"cret\nline2', "X-Unset": ""}
+
+
+def test_a_missing_file_reference_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "opencode.json").write_text('{"model": "{file:nope.txt}"}')
+    with pytest.raises(ConfigError, match=r"bad file reference.*nope\.txt"):
+        load_config(tmp_path, {"XDG_CONFIG_HOME": str(tmp_path / "none")})

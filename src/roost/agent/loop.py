@@ -24,6 +24,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -91,10 +92,13 @@ class TurnOptions:
     Attributes:
         tools: Tools the model may call, by name (already filtered for the agent).
         max_steps: Most model requests in one turn.
+        more_tools: Tools that come and go while the turn runs (those of MCP servers that
+            connect or close); read before every model request and added to ``tools``.
     """
 
     tools: dict[str, Tool] = field(default_factory=dict)
     max_steps: int = 50
+    more_tools: Callable[[], dict[str, Tool]] | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     continue_on_deny: bool = False
     """Call the model again after the user refused (``experimental.continue_loop_on_deny``)."""
@@ -144,8 +148,11 @@ async def run_turn(
         ProviderError: The provider failed and retries (if any applied) ran out.
     """
     messages = list(request.messages)
-    definitions = tool_definitions(options.tools)
     for step_no in range(max(1, options.max_steps)):
+        tools = options.tools
+        if options.more_tools is not None:
+            tools = {**options.more_tools(), **tools}
+        definitions = tool_definitions(tools)
         last = step_no == options.max_steps - 1
         step_messages = messages + (
             [{"role": "system", "content": MAX_STEPS_NOTE}] if last and definitions else []
@@ -159,7 +166,7 @@ async def run_turn(
         )
         await sink.step_started()
         step = await _stream_with_retry(provider, step_request, sink, options.retry)
-        results = await _run_calls(step.calls, sink, options.tools) if step.calls else []
+        results = await _run_calls(step.calls, sink, tools) if step.calls else []
         await sink.step_finished(step.finish_reason, step.usage)
         if not step.calls:
             return step.finish_reason
@@ -284,6 +291,8 @@ async def _run_call(call: ToolCallRequest, sink: TurnSink, tools: dict[str, Tool
     if not result.metadata.get("truncated"):  # a tool that truncated itself saved it all
         output, cut = truncate_output(output, save_to=ctx.output_path)
         if cut:
-            result = ToolResult(output, result.title, {**result.metadata, "truncated": True})
+            result = ToolResult(
+                output, result.title, {**result.metadata, "truncated": True}, result.attachments
+            )
     await sink.tool_completed(call, result)
     return _CallOutcome(output)

@@ -21,7 +21,7 @@ from roost.api import errors
 from roost.api.auth import BasicAuth
 from roost.api.origins import LOOPBACK_ORIGIN_REGEX, OriginGuard, OriginPolicy
 from roost.api.responses import JSONBytes
-from roost.api.routes import event, message, meta, requests, session
+from roost.api.routes import event, mcp, message, meta, requests, session
 from roost.engine.sessions import SessionService
 
 
@@ -72,7 +72,8 @@ def create_app(
     # FastAPI 0.165 keeps an included router as a nested router that matches each request
     # twice through it, about 40 % of the Python calls of a small request here. None of the
     # routers has a prefix or dependencies, so their routes are complete as they are.
-    for router in (session.router, message.router, event.router, meta.router, requests.router):
+    routers = (session.router, message.router, event.router, meta.router, requests.router)
+    for router in (*routers, mcp.router):
         app.router.routes.extend(router.routes)
 
     @app.get("/doc", include_in_schema=False)

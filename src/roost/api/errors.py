@@ -3,8 +3,9 @@
 Bodies follow what OpenCode 1.18.34 sends (``opencode-1.18.34-samples/error-*.json``):
 ``NotFoundError`` 404 ``{"name", "data": {"message"}}``; ``BadRequest`` 400
 ``{"name", "data": {"message", "kind"}}``; ``SessionBusyError`` 409
-``{"_tag", "sessionID", "message"}``; anything unexpected is a logged 500 ``UnknownError`` whose
-``ref`` ties the response to the log line.
+``{"_tag", "sessionID", "message"}``; ``McpServerNotFoundError`` 404 ``{"_tag", "name",
+"message"}`` and ``McpUnsupportedOAuthError`` 400 ``{"error"}`` (OpenAPI schemas); anything
+unexpected is a logged 500 ``UnknownError`` whose ``ref`` ties the response to the log line.
 
 A store that refuses writes (``StorageUnavailable``: disk full, read-only, I/O error) is a 503
 ``{"name": "ServiceUnavailableError", "data": {"message", "service": "storage", "cause"}}``:
@@ -26,6 +27,8 @@ from roost.api.responses import JSONBytes as ORJSONResponse
 from roost.errors import (
     Conflict,
     InvalidInput,
+    McpOAuthUnsupported,
+    McpServerNotFound,
     NotFound,
     PartInUse,
     ProviderError,
@@ -58,6 +61,10 @@ def status_for(exc: RoostError) -> int:
 
 def body_for(exc: RoostError) -> dict[str, Any]:
     """OpenCode's error body for a domain error."""
+    if isinstance(exc, McpServerNotFound):
+        return {"_tag": "McpServerNotFoundError", "name": exc.name, "message": exc.message}
+    if isinstance(exc, McpOAuthUnsupported):
+        return {"error": exc.message}
     if isinstance(exc, SessionBusy | PartInUse):
         return {"_tag": "SessionBusyError", "sessionID": exc.session_id, "message": exc.message}
     if isinstance(exc, NotFound):

@@ -32,10 +32,14 @@ from roost.config import (
     global_config_dir,
     instructions,
     load_config,
+    mcp_servers,
+    mcp_timeout_ms,
     project_id,
     server_names,
     wait_policy_values,
 )
+from roost.engine.mcp import McpServers
+from roost.engine.owner import this_owner
 from roost.engine.sessions import ServiceOptions, SessionService
 from roost.engine.tool_context import WaitPolicy
 from roost.store.database import Database
@@ -149,6 +153,8 @@ async def serve(settings: Settings) -> None:
     config = load_config(directory, env)
     catalog = Catalog(config, env)
     policy = origin_policy(settings, config)
+    mcp_entries = mcp_servers(config)
+    mcp_default_timeout_ms = mcp_timeout_ms(config)
     warn_if_exposed(settings)
     db = await Database.open(settings.db_path, synchronous=settings.synchronous)
     service = SessionService(
@@ -163,6 +169,13 @@ async def serve(settings: Settings) -> None:
             tools=builtin_tools(global_config_dir(env)),
             output_dir=settings.db_path.parent / "tool-output",
             waits=WaitPolicy(*wait_policy_values(config)),
+        ),
+        mcp=McpServers(
+            db,
+            mcp_entries,
+            directory=directory,
+            owner=this_owner(),
+            default_timeout_ms=mcp_default_timeout_ms,
         ),
     )
     app = create_app(

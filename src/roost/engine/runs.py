@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -137,6 +137,7 @@ class RunManager:
         output_dir: Path | None = None,
         waits: WaitPolicy | None = None,
         instructions: list[str] | None = None,
+        more_tools: Callable[[], dict[str, Tool]] | None = None,
         lease_ttl_ms: int = 15_000,
         max_recoveries: int = 3,
     ) -> None:
@@ -150,6 +151,8 @@ class RunManager:
         self._output_dir = output_dir or Path(directory) / ".roost-output"
         self._waits = waits or WaitPolicy()
         self._instructions = instructions or []
+        self._more_tools = more_tools
+        """Tools that come and go (MCP servers'), offered next to the built-in ones."""
         self.run_subtask: Any = None
         """``SessionService.run_subtask``; set by the service (it creates child sessions)."""
         self._workers: dict[str, asyncio.Task[None]] = {}
@@ -592,12 +595,17 @@ class RunManager:
         rows, session_json = await self._db.read(read)
         session_info = orjson.loads(session_json) if session_json else {}
         rules = self._rules(agent, session_info)
-        tools = {
-            name: tool
-            for name, tool in self._tools.items()
-            if permissions.tool_enabled(rules, name)
-            and (request.get("tools") or {}).get(name, True)
-        }
+
+        def offered(available: dict[str, Tool]) -> dict[str, Tool]:
+            return {
+                name: tool
+                for name, tool in available.items()
+                if permissions.tool_enabled(rules, name)
+                and (request.get("tools") or {}).get(name, True)
+            }
+
+        tools = offered(self._tools)
+        more = self._more_tools
         scope = RunScope(
             session_id=sid,
             agent=agent.name,
@@ -635,6 +643,7 @@ class RunManager:
             continue_on_deny=bool(
                 (self._catalog.config.get("experimental") or {}).get("continue_loop_on_deny")
             ),
+            more_tools=(lambda: offered(more())) if more is not None else None,
         )
         await run_turn(provider, model_request, writer, options)
 

@@ -23,6 +23,8 @@ from roost.agent.tools.base import SubtaskResult, Tool, ToolError
 from roost.engine import chaos
 from roost.engine.admission import Admitted, PromptInput, admit_prompt
 from roost.engine.broadcaster import Broadcaster, Subscription
+from roost.engine.mcp import McpServers
+from roost.engine.owner import this_owner
 from roost.engine.requests import RequestBroker
 from roost.engine.runs import RunManager, see_through
 from roost.engine.titles import TitleWriter
@@ -73,7 +75,13 @@ class SessionService:
     """Session semantics over the store, the run manager and the broadcaster."""
 
     def __init__(
-        self, db: Database, catalog: Catalog, providers: ProviderRegistry, options: ServiceOptions
+        self,
+        db: Database,
+        catalog: Catalog,
+        providers: ProviderRegistry,
+        options: ServiceOptions,
+        *,
+        mcp: McpServers | None = None,
     ) -> None:
         self.db = db
         self.catalog = catalog
@@ -82,6 +90,8 @@ class SessionService:
         self.broadcaster = Broadcaster()
         db.on_commit = self.broadcaster.publish
         self.requests = RequestBroker(db)
+        self.mcp = mcp or McpServers(db, {}, directory=Path(options.directory), owner=this_owner())
+        """The MCP servers; their tools are offered to every turn."""
         self.runs = RunManager(
             db,
             catalog,
@@ -93,6 +103,7 @@ class SessionService:
             output_dir=options.output_dir,
             waits=options.waits,
             instructions=list(options.instructions),
+            more_tools=self.mcp.tools,
         )
         self.runs.run_subtask = self.run_subtask
         self.titles = TitleWriter(db, catalog, providers)
@@ -110,16 +121,20 @@ class SessionService:
             await self.requests.cancel(sid)
         for sid in queued:
             self.runs.kick(sid)
+        self.mcp.start()  # connects in the background
 
     async def interrupt(self) -> None:
         """The first step of a graceful stop: interrupt executing turns durably ("interrupted:
         server stopped"), then end every event stream after the events committed so far.
 
         The store stays open, so a request still waiting on a turn (a synchronous prompt) is
-        answered from it. Idempotent; ``stop`` runs it too.
+        answered from it. MCP servers are closed (local ones stopped) after the turns that
+        used them. Idempotent; ``stop`` runs it too.
         """
+        self.mcp.hold()
         await self.runs.stop()
         await self.titles.stop()
+        await self.mcp.stop()
         self.broadcaster.close_all()
 
     async def stop(self) -> None:

@@ -284,6 +284,11 @@ class TurnWriter:
             "metadata": result.metadata,
             "time": {"start": start, "end": now_ms()},
         }
+        if result.attachments:
+            part["state"]["attachments"] = [
+                {**a, "id": new_part_id(), "sessionID": self._sid, "messageID": self.message_id}
+                for a in result.attachments
+            ]
         self._queue_part(part)
         await self.flush()
 

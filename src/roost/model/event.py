@@ -26,6 +26,12 @@ QUESTION_ASKED: Final = "question.asked"
 QUESTION_REPLIED: Final = "question.replied"
 QUESTION_REJECTED: Final = "question.rejected"
 TODO_UPDATED: Final = "todo.updated"
+MCP_TOOLS_CHANGED: Final = "mcp.tools.changed"
+"""OpenCode's: ``{server}``; the server's tools appeared or vanished (it connected or closed)."""
+MCP_STATUS: Final = "mcp.status"
+"""Roost's: ``{server, status}`` (``MCPStatus``) whenever a server's status changes."""
+MCP_AGGREGATE: Final = "mcp"
+"""The log's ``session_id`` for MCP events, which belong to no session."""
 
 PROJECTED_TYPES: Final = frozenset(
     {

@@ -54,11 +54,15 @@ class ToolResult:
             the engine truncates to ``MAX_OUTPUT_LINES`` / ``MAX_OUTPUT_BYTES``).
         title: Short label for UIs (``ToolStateCompleted.title``).
         metadata: Tool-specific details for UIs (``ToolStateCompleted.metadata``).
+        attachments: Files the call produced, as ``FilePart`` fields without the ids
+            (``{"type": "file", "mime", "url", "filename"?}``); the engine adds ``id``,
+            ``sessionID`` and ``messageID`` (``ToolStateCompleted.attachments``).
     """
 
     output: str
     title: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    attachments: list[dict[str, Any]] = field(default_factory=list)
 
 
 class ToolContext(Protocol):
@@ -159,10 +163,13 @@ class Tool:
 
     Attributes:
         read_only: Calls of read-only tools in one step may run concurrently.
+
+    Built-in tools set ``name`` and ``description`` on the class; tools made at run time (one per
+    tool an MCP server lists) set them on the instance.
     """
 
-    name: ClassVar[str]
-    description: ClassVar[str]
+    name: str
+    description: str
     Params: ClassVar[type[BaseModel]]
     read_only: ClassVar[bool] = False
 
