@@ -95,6 +95,18 @@ class StoreClosed(RoostError):
     """The store was closed while a command waited for the writer."""
 
 
+class SnapshotFailed(RoostError):
+    """A git command of the snapshot store failed, timed out or was refused by its limits.
+
+    Attributes:
+        command: The git subcommand (``add``, ``checkout``, …), or ``limits``.
+    """
+
+    def __init__(self, command: str, detail: str) -> None:
+        super().__init__(f"snapshot {command} failed: {detail}")
+        self.command = command
+
+
 class ProviderError(RoostError):
     """An LLM provider call failed.
 
