@@ -25,10 +25,12 @@ from roost.agent.providers.base import ModelRequest
 from roost.agent.providers.registry import ProviderRegistry
 from roost.agent.tools.base import SubtaskResult, Tool
 from roost.engine import chaos, daemons, permissions
+from roost.engine.file_changes import SnapshotTurnWriter
 from roost.engine.heartbeat import Heartbeat
 from roost.engine.owner import start_ticks, this_owner
 from roost.engine.recovery import recover_orphaned_runs
 from roost.engine.requests import RequestBroker
+from roost.engine.snapshots import SnapshotStore
 from roost.engine.tool_context import EngineToolContext, RunScope, WaitPolicy
 from roost.engine.turn import TurnWriter
 from roost.errors import ProviderError, RoostError
@@ -69,6 +71,7 @@ class RunManager:
         output_dir: Path | None = None,
         waits: WaitPolicy | None = None,
         instructions: list[str] | None = None,
+        snapshots: SnapshotStore | None = None,
         lease_ttl_ms: int = 15_000,
         max_recoveries: int = 3,
     ) -> None:
@@ -82,6 +85,8 @@ class RunManager:
         self._output_dir = output_dir or Path(directory) / ".roost-output"
         self._waits = waits or WaitPolicy()
         self._instructions = instructions or []
+        self._snapshots = snapshots
+        self._file_tools = frozenset(n for n, t in self._tools.items() if t.changes_files)
         self.run_subtask: Any = None
         """``SessionService.run_subtask``; set by the service (it creates child sessions)."""
         self._workers: dict[str, asyncio.Task[None]] = {}
@@ -317,7 +322,18 @@ class RunManager:
             active.generation = generation
         if self._heartbeat is not None:
             self._heartbeat.hold(sid, generation)
-        writer = TurnWriter(self._db, run, assistant, generation)
+        writer = (
+            TurnWriter(self._db, run, assistant, generation)
+            if self._snapshots is None
+            else SnapshotTurnWriter(
+                self._db,
+                run,
+                assistant,
+                generation,
+                store=self._snapshots,
+                file_tools=self._file_tools,
+            )
+        )
         try:
             await self._turn_with_outcome(run, writer, agent_name)
         finally:

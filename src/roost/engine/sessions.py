@@ -24,6 +24,7 @@ from roost.engine.admission import Admitted, PromptInput, admit_prompt
 from roost.engine.broadcaster import Broadcaster, Subscription
 from roost.engine.requests import RequestBroker
 from roost.engine.runs import RunManager
+from roost.engine.snapshots import SnapshotStore
 from roost.engine.tool_context import WaitPolicy
 from roost.errors import InvalidInput, MessageNotFound, PartInUse, PartNotFound, SessionNotFound
 from roost.ids import new_message_id, new_part_id, new_session_id
@@ -57,6 +58,8 @@ class ServiceOptions:
     output_dir: Path | None = None
     """Where full outputs of truncated tool results are kept."""
     waits: WaitPolicy = field(default_factory=WaitPolicy)
+    snapshots: SnapshotStore | None = None
+    """The project's file snapshots; None keeps none."""
 
 
 class SessionService:
@@ -83,6 +86,7 @@ class SessionService:
             output_dir=options.output_dir,
             waits=options.waits,
             instructions=list(options.instructions),
+            snapshots=options.snapshots,
         )
         self.runs.run_subtask = self.run_subtask
 
