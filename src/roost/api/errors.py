@@ -25,6 +25,7 @@ from roost.errors import (
     ProviderError,
     RoostError,
     SessionBusy,
+    SnapshotFailed,
     StoreClosed,
 )
 from roost.ids import new_error_ref
@@ -39,6 +40,7 @@ STATUS_BY_ERROR: dict[type[RoostError], int] = {
     Conflict: 409,
     StoreClosed: 503,
     ProviderError: 502,
+    SnapshotFailed: 500,  # files could not be snapshotted or restored: the server's fault
     RoostError: 500,
 }
 
