@@ -23,8 +23,9 @@ What is left out, and what a snapshot costs (``SnapshotLimits``; ``bench/snapsho
     - The index caches stat data, so a snapshot hashes only files new or changed since the
       previous one; the rest is a walk of the tree (``ls-files``, ``diff-files``, ``add``).
       Many new files (the first snapshot) go into one pack rather than a file each. On 2,000
-      files (a 2-core VM): first snapshot ~0.5 s, then ~30 ms with nothing changed and ~70 ms
-      with 10 files changed; a step that changes files takes two.
+      files (a shared 2-core VM, load 4 to 5): first snapshot 0.5 to 1.9 s, then 30 to 55 ms
+      with nothing changed and 70 to 290 ms with 10 files changed; a step that changes files
+      takes two.
     - A snapshot that would hash more than ``max_new_files`` files or ``max_new_bytes`` bytes at
       once is refused (``SnapshotFailed``): an unignored ``node_modules`` costs each step one
       walk, not minutes and gigabytes.
