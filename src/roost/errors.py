@@ -146,6 +146,18 @@ class StorageUnavailable(RoostError):
         self.path = path
 
 
+class SnapshotFailed(RoostError):
+    """A git command of the snapshot store failed, timed out or was refused by its limits.
+
+    Attributes:
+        command: The git subcommand (``add``, ``checkout``, …), or ``limits``.
+    """
+
+    def __init__(self, command: str, detail: str) -> None:
+        super().__init__(f"snapshot {command} failed: {detail}")
+        self.command = command
+
+
 class ProviderError(RoostError):
     """An LLM provider call failed.
 

@@ -34,6 +34,7 @@ from roost.errors import (
     ProviderError,
     RoostError,
     SessionBusy,
+    SnapshotFailed,
     StorageUnavailable,
     StoreClosed,
 )
@@ -50,6 +51,7 @@ STATUS_BY_ERROR: dict[type[RoostError], int] = {
     StoreClosed: 503,
     StorageUnavailable: 503,
     ProviderError: 502,
+    SnapshotFailed: 500,  # files could not be snapshotted or restored: the server's fault
     RoostError: 500,
 }
 

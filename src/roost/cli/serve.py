@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import socket
 import sys
 from collections.abc import Awaitable, Callable
@@ -41,6 +42,7 @@ from roost.config import (
 from roost.engine.mcp import McpServers
 from roost.engine.owner import this_owner
 from roost.engine.sessions import ServiceOptions, SessionService
+from roost.engine.snapshots import SnapshotStore, store_dir
 from roost.engine.tool_context import WaitPolicy
 from roost.store.database import Database
 
@@ -134,6 +136,29 @@ def origin_policy(settings: Settings, config: dict[str, Any]) -> OriginPolicy:
         raise ConfigError(f"--cors / server.cors: {exc}") from exc
 
 
+def snapshot_store(
+    settings: Settings, config: dict[str, Any], directory: Path, project: str
+) -> SnapshotStore | None:
+    """The project's file snapshots, next to the database (``<data>/snapshot/…``); None when
+    the config says ``"snapshot": false`` (as OpenCode's) or git is not installed."""
+    if config.get("snapshot") is False:
+        return None
+    if shutil.which("git") is None:
+        print("WARNING: git not found: revert will not restore files", file=sys.stderr)
+        return None
+    db = settings.db_path.resolve()
+    data_dir = db.parent
+    own = [db, *(db.with_name(db.name + end) for end in ("-wal", "-shm", "-journal"))]
+    return SnapshotStore(
+        store_dir(data_dir, project, directory),
+        directory,
+        durable=settings.synchronous.upper() == "FULL",
+        # The data directory may be the project itself (``--db ./roost.db``): then only
+        # Roost's own files there are left out.
+        exclude=[data_dir] if data_dir != directory else [*own, data_dir / "tool-output"],
+    )
+
+
 def warn_if_exposed(settings: Settings) -> None:
     """Warn loudly when the server listens beyond loopback without a password."""
     if settings.password or is_loopback(settings.hostname):
@@ -157,18 +182,20 @@ async def serve(settings: Settings) -> None:
     mcp_default_timeout_ms = mcp_timeout_ms(config)
     warn_if_exposed(settings)
     db = await Database.open(settings.db_path, synchronous=settings.synchronous)
+    project = project_id(directory)
     service = SessionService(
         db,
         catalog,
         ProviderRegistry(),
         ServiceOptions(
             directory=str(directory),
-            project_id=project_id(directory),
+            project_id=project,
             retry=retry_policy(config),
             instructions=instructions(directory, env, config),
             tools=builtin_tools(global_config_dir(env)),
             output_dir=settings.db_path.parent / "tool-output",
             waits=WaitPolicy(*wait_policy_values(config)),
+            snapshots=snapshot_store(settings, config, directory, project),
         ),
         mcp=McpServers(
             db,

@@ -38,6 +38,7 @@ from roost.agent.providers.base import ModelRequest
 from roost.agent.providers.registry import ProviderRegistry
 from roost.agent.tools.base import SubtaskResult, Tool
 from roost.engine import chaos, daemons, permissions
+from roost.engine.file_changes import SnapshotTurnWriter
 from roost.engine.heartbeat import Heartbeat
 from roost.engine.owner import start_ticks, this_owner
 from roost.engine.recovery import (
@@ -47,6 +48,7 @@ from roost.engine.recovery import (
     recover_orphaned_runs,
 )
 from roost.engine.requests import RequestBroker
+from roost.engine.snapshots import SnapshotStore
 from roost.engine.tool_context import EngineToolContext, RunScope, WaitPolicy
 from roost.engine.turn import TurnWriter
 from roost.errors import ProviderError, RoostError, StorageUnavailable
@@ -138,6 +140,7 @@ class RunManager:
         waits: WaitPolicy | None = None,
         instructions: list[str] | None = None,
         more_tools: Callable[[], dict[str, Tool]] | None = None,
+        snapshots: SnapshotStore | None = None,
         lease_ttl_ms: int = 15_000,
         max_recoveries: int = 3,
     ) -> None:
@@ -153,6 +156,8 @@ class RunManager:
         self._instructions = instructions or []
         self._more_tools = more_tools
         """Tools that come and go (MCP servers'), offered next to the built-in ones."""
+        self._snapshots = snapshots
+        self._file_tools = frozenset(n for n, t in self._tools.items() if t.changes_files)
         self.run_subtask: Any = None
         """``SessionService.run_subtask``; set by the service (it creates child sessions)."""
         self._workers: dict[str, asyncio.Task[None]] = {}
@@ -451,12 +456,19 @@ class RunManager:
             active.generation = generation
         if self._heartbeat is not None:
             self._heartbeat.hold(sid, generation)
-        writer = TurnWriter(
-            self._db,
-            run,
-            assistant,
-            generation,
-            on_write_failed=lambda exc: self._on_write_failed(sid, generation, exc),
+        on_write_failed = functools.partial(self._on_write_failed, sid, generation)
+        writer = (
+            TurnWriter(self._db, run, assistant, generation, on_write_failed)
+            if self._snapshots is None
+            else SnapshotTurnWriter(
+                self._db,
+                run,
+                assistant,
+                generation,
+                on_write_failed,
+                store=self._snapshots,
+                file_tools=self._file_tools,
+            )
         )
         try:
             await self._turn_with_outcome(run, writer, agent_name)

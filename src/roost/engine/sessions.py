@@ -23,10 +23,12 @@ from roost.agent.tools.base import SubtaskResult, Tool, ToolError
 from roost.engine import chaos
 from roost.engine.admission import Admitted, PromptInput, admit_prompt
 from roost.engine.broadcaster import Broadcaster, Subscription
+from roost.engine.file_changes import FileChanges
 from roost.engine.mcp import McpServers
 from roost.engine.owner import this_owner
 from roost.engine.requests import RequestBroker
 from roost.engine.runs import RunManager, see_through
+from roost.engine.snapshots import SnapshotStore
 from roost.engine.titles import TitleWriter
 from roost.engine.tool_context import WaitPolicy
 from roost.errors import (
@@ -69,6 +71,8 @@ class ServiceOptions:
     output_dir: Path | None = None
     """Where full outputs of truncated tool results are kept."""
     waits: WaitPolicy = field(default_factory=WaitPolicy)
+    snapshots: SnapshotStore | None = None
+    """The project's file snapshots; None keeps none (revert then only hides messages)."""
 
 
 class SessionService:
@@ -104,7 +108,9 @@ class SessionService:
             waits=options.waits,
             instructions=list(options.instructions),
             more_tools=self.mcp.tools,
+            snapshots=options.snapshots,
         )
+        self._files = FileChanges(options.snapshots) if options.snapshots else None
         self.runs.run_subtask = self.run_subtask
         self.titles = TitleWriter(db, catalog, providers)
 
@@ -385,11 +391,16 @@ class SessionService:
     async def revert(
         self, session_id: str, message_id: str, part_id: str | None = None
     ) -> dict[str, Any]:
-        """Mark the session reverted to ``message_id`` (``Session.revert``).
+        """Mark the session reverted to ``message_id`` (``Session.revert``) and restore the
+        files its steps changed from there on (``file_changes``).
 
         A running turn is aborted first, in the same request. Messages from the revert point
         on stay stored until the next prompt removes them (``unrevert`` cancels the mark), as
-        in OpenCode; Roost keeps no file snapshots, so files are not restored.
+        in OpenCode. The mark carries ``snapshot`` (the files before reverting, for unrevert)
+        and ``diff``.
+
+        Raises:
+            SnapshotFailed: Files could not be restored.
         """
         await self.get_message(session_id, message_id)
         await self.runs.abort(session_id)
@@ -397,13 +408,37 @@ class SessionService:
         mark: dict[str, Any] = {"messageID": message_id}
         if part_id is not None:
             mark["partID"] = part_id
-        return await self._set_revert(session_id, mark)
+        if self._files is None:
+            return await self._set_revert(session_id, mark)
+        previous = orjson.loads(await self.get_session(session_id)).get("revert")
+        rows = await self.list_messages(session_id)
+        return await self._files.revert(
+            rows, mark, previous, lambda m: self._set_revert(session_id, m)
+        )
 
     async def unrevert(self, session_id: str) -> dict[str, Any]:
-        """Clear the revert mark; aborts a running turn first."""
-        await self.get_session(session_id)
+        """Put the files back as they were before the revert, then clear the mark; aborts a
+        running turn first.
+
+        Raises:
+            SnapshotFailed: Files could not be restored.
+        """
+        mark = orjson.loads(await self.get_session(session_id)).get("revert")
         await self.runs.abort(session_id)
+        if self._files is not None and mark:
+            await self._files.unrevert(await self.list_messages(session_id), mark)
         return await self._set_revert(session_id, None)
+
+    async def diff(self, session_id: str, message_id: str | None = None) -> list[dict[str, Any]]:
+        """``GET /session/{id}/diff``: the files a turn changed (``message_id``, a user
+        message), or the whole session, from the step snapshots (``SnapshotFileDiff``s).
+
+        Raises:
+            SessionNotFound: No such session.
+            SnapshotFailed: git failed.
+        """
+        rows = await self.list_messages(session_id)
+        return [] if self._files is None else await self._files.diff(rows, message_id)
 
     async def _set_revert(self, session_id: str, mark: dict[str, Any] | None) -> dict[str, Any]:
         def write(tx: Tx) -> dict[str, Any]:

@@ -128,6 +128,7 @@ class TurnWriter:
         self.generation = generation
         self._retrying = False
         self._step_done = False
+        self._step_start: dict[str, Any] = {}
         self._steps = 0
         self.tools: dict[str, dict[str, Any]] = {}
         """Tool parts of the current step, by call id."""
@@ -175,7 +176,14 @@ class TurnWriter:
             self.tools.clear()
         self._steps += 1
         self.final_text = ""
-        self._queue_part(msg.step_start_part(new_part_id(), self._sid, self.message_id))
+        self._step_start = msg.step_start_part(new_part_id(), self._sid, self.message_id)
+        self._queue_part(self._step_start)
+
+    def set_step_snapshot(self, snapshot: str) -> None:
+        """Record on the current step-start part the snapshot of the files before the step
+        changed any (queued: committed with the next write, before the tool runs)."""
+        self._step_start["snapshot"] = snapshot
+        self._queue_part(self._step_start)
 
     async def text_delta(self, text: str) -> None:
         """Buffer answer text."""
@@ -188,22 +196,37 @@ class TurnWriter:
         await self._resume_status()
         await self._delta("reasoning", text)
 
-    async def step_finished(self, finish_reason: str, usage: Usage) -> None:
-        """Close the step's parts and record its usage (a step-finish part)."""
+    async def step_finished(
+        self,
+        finish_reason: str,
+        usage: Usage,
+        *,
+        snapshot: str | None = None,
+        patch: tuple[str, list[str]] | None = None,
+    ) -> None:
+        """Close the step's parts and record its usage (a step-finish part).
+
+        Args:
+            snapshot: The files after the step (step-finish ``snapshot``).
+            patch: ``(snapshot before, files changed)``, stored as a patch part after it.
+        """
         await self._resume_status()
         self._close_open_parts()
         toks = msg.tokens(
             usage.input_tokens, usage.output_tokens, usage.reasoning_tokens, usage.cache_read_tokens
         )
-        self._queue_part(
-            msg.step_finish_part(
-                new_part_id(),
-                self._sid,
-                self.message_id,
-                reason=finish_of(finish_reason),
-                tokens=toks,
-            )
+        finish = msg.step_finish_part(
+            new_part_id(), self._sid, self.message_id, reason=finish_of(finish_reason), tokens=toks
         )
+        if snapshot is not None:
+            finish["snapshot"] = snapshot
+        self._queue_part(finish)
+        if patch is not None:
+            self._queue_part(
+                msg.patch_part(
+                    new_part_id(), self._sid, self.message_id, snapshot=patch[0], files=patch[1]
+                )
+            )
         self.assistant["tokens"] = toks
         self.assistant["cost"] = self.price(toks) if self.price is not None else 0
         self.assistant["finish"] = finish_of(finish_reason)

@@ -117,6 +117,21 @@ def step_finish_part(
     }
 
 
+def patch_part(
+    part_id: str, session_id: str, message_id: str, *, snapshot: str, files: list[str]
+) -> Part:
+    """A ``PatchPart``: the files a step changed (absolute paths) and the snapshot taken before
+    it changed them (``hash``), from which revert restores them."""
+    return {
+        "id": part_id,
+        "sessionID": session_id,
+        "messageID": message_id,
+        "type": "patch",
+        "hash": snapshot,
+        "files": files,
+    }
+
+
 def tokens(input_: int, output: int, reasoning: int = 0, cache_read: int = 0) -> dict[str, Any]:
     """Token usage in the shape of ``AssistantMessage.tokens``."""
     return {

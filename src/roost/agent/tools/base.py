@@ -163,6 +163,8 @@ class Tool:
 
     Attributes:
         read_only: Calls of read-only tools in one step may run concurrently.
+        changes_files: Whether a call may change the project's files: the engine snapshots
+            the files around a step that makes such a call, so revert can undo it.
 
     Built-in tools set ``name`` and ``description`` on the class; tools made at run time (one per
     tool an MCP server lists) set them on the instance.
@@ -172,6 +174,7 @@ class Tool:
     description: str
     Params: ClassVar[type[BaseModel]]
     read_only: ClassVar[bool] = False
+    changes_files: ClassVar[bool] = True
 
     def parameters(self) -> dict[str, Any]:
         """The JSON schema of the parameters (OpenAI ``function.parameters``).

@@ -62,6 +62,7 @@ class GlobTool(Tool):
     )
     Params = GlobParams
     read_only = True
+    changes_files = False
 
     async def run(self, params: Any, ctx: ToolContext) -> ToolResult:
         """See the class docstring."""

@@ -105,6 +105,7 @@ class GrepTool(Tool):
     )
     Params = GrepParams
     read_only = True
+    changes_files = False
 
     async def run(self, params: Any, ctx: ToolContext) -> ToolResult:
         """See the class docstring."""

@@ -29,6 +29,7 @@ class QuestionTool(Tool):
     """Asks through ``ctx.ask_question`` (a durable ``question.asked`` request) and waits."""
 
     name = "question"
+    changes_files = False
     description = (
         "Ask the user one or more questions with predefined choices and wait for the answers. "
         "Use it when a decision is genuinely the user's to make; do not ask what you can find "

@@ -232,6 +232,7 @@ class ReadTool(Tool):
     )
     Params = ReadParams
     read_only = True
+    changes_files = False
 
     async def run(self, params: Any, ctx: ToolContext) -> ToolResult:
         """See the class docstring."""

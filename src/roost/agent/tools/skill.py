@@ -87,6 +87,7 @@ class SkillTool(Tool):
     )
     Params = SkillParams
     read_only = True
+    changes_files = False
 
     def __init__(self, config_dir: Path) -> None:
         self._config_dir = config_dir

@@ -28,6 +28,7 @@ class TodoWriteTool(Tool):
     """Replaces the session's todo list; the engine stores it and emits ``todo.updated``."""
 
     name = "todowrite"
+    changes_files = False
     description = (
         "Replace the session's todo list with the given items. Use it to plan multi-step work "
         "and to show progress: keep exactly one item in_progress while working, and mark items "

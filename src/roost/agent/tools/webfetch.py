@@ -58,6 +58,7 @@ class WebFetchTool(Tool):
     )
     Params = WebFetchParams
     read_only = True
+    changes_files = False
 
     async def run(self, params: Any, ctx: ToolContext) -> ToolResult:
         """Return the converted body; the title is ``"<url> (<content type>)"``.

@@ -1,4 +1,5 @@
-"""Session routes: ``/session``, ``/session/{id}``, ``/children``, ``/status``, ``/abort``."""
+"""Session routes: ``/session``, ``/session/{id}``, ``/children``, ``/status``, ``/abort``,
+``/fork``, ``/revert``, ``/unrevert``, ``/diff`` and the part routes."""
 
 from __future__ import annotations
 
@@ -128,14 +129,24 @@ async def fork_session(
 async def revert_session(
     request: Request, session_id: SessionIDParam, body: RevertBody
 ) -> Response:
-    """Mark the session reverted to a message; a running turn is aborted first."""
+    """Revert the session to a message, restoring files; a running turn is aborted first."""
     return JSONBytes(await _service(request).revert(session_id, body.message_id, body.part_id))
 
 
 @router.post("/session/{sessionID}/unrevert")
 async def unrevert_session(request: Request, session_id: SessionIDParam) -> Response:
-    """Clear the revert mark."""
+    """Put the reverted files back and clear the revert mark."""
     return JSONBytes(await _service(request).unrevert(session_id))
+
+
+@router.get("/session/{sessionID}/diff")
+async def session_diff(
+    request: Request,
+    session_id: SessionIDParam,
+    message_id: Annotated[str | None, Query(alias="messageID", pattern=r"^msg")] = None,
+) -> Response:
+    """Files changed by one turn (``messageID``, a user message) or by the whole session."""
+    return JSONBytes(await _service(request).diff(session_id, message_id))
 
 
 @router.delete("/session/{sessionID}/message/{messageID}/part/{partID}")
