@@ -63,11 +63,28 @@ _NPM_BY_PROVIDER_ID: Final = {"openai": "@ai-sdk/openai", "anthropic": ANTHROPIC
 
 
 @dataclass(frozen=True)
+class ModelLimit:
+    """A model's token limits (config ``provider.<id>.models.<id>.limit``).
+
+    Zero means unknown, OpenCode's value for a model configured without a limit: with
+    ``context`` 0 the context window is never considered full.
+    """
+
+    context: int = 0
+    """Tokens the model reads and writes in one request."""
+    output: int = 0
+    """Most tokens one answer may have."""
+    input: int = 0
+    """Most prompt tokens, for providers that limit it apart from ``context``."""
+
+
+@dataclass(frozen=True)
 class ProviderConfig:
     """One LLM provider.
 
     Attributes:
         models: Known model ids; None accepts any id (a provider configured only by env).
+        limits: Token limits of the models whose config gives them; others have none.
     """
 
     id: str
@@ -76,6 +93,7 @@ class ProviderConfig:
     api_key: str | None
     models: frozenset[str] | None
     name: str = ""
+    limits: dict[str, ModelLimit] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -207,6 +225,12 @@ class Catalog:
             raise UnknownModel(pair[0], pair[1], f"the provider lists no such model ({known})")
         return ResolvedModel(provider, pair[1])
 
+    def model_limit(self, provider_id: str, model_id: str) -> ModelLimit:
+        """The model's token limits; all zero (unknown) when its config gives none."""
+        provider = self.providers.get(provider_id)
+        found = provider.limits.get(model_id) if provider is not None else None
+        return found or ModelLimit()
+
 
 def _providers(config: dict[str, Any], env: dict[str, str]) -> dict[str, ProviderConfig]:
     out: dict[str, ProviderConfig] = {}
@@ -241,6 +265,7 @@ def _providers(config: dict[str, Any], env: dict[str, str]) -> dict[str, Provide
             options.get("apiKey") or (base.api_key if base else None),
             frozenset(models) if models else (base.models if base else None),
             entry.get("name") or pid,
+            _limits(models) if isinstance(models, dict) else (base.limits if base else {}),
         )
     enabled = config.get("enabled_providers")
     disabled = set(config.get("disabled_providers") or [])
@@ -249,6 +274,20 @@ def _providers(config: dict[str, Any], env: dict[str, str]) -> dict[str, Provide
         for pid, p in out.items()
         if (enabled is None or pid in enabled) and pid not in disabled
     }
+
+
+def _limits(models: dict[str, Any]) -> dict[str, ModelLimit]:
+    """``limit`` of each configured model that has one (OpenAPI ``ProviderConfig.models``)."""
+    out: dict[str, ModelLimit] = {}
+    for model_id, entry in models.items():
+        limit = (entry or {}).get("limit") if isinstance(entry, dict) else None
+        if isinstance(limit, dict):
+            out[model_id] = ModelLimit(
+                context=int(limit.get("context") or 0),
+                output=int(limit.get("output") or 0),
+                input=int(limit.get("input") or 0),
+            )
+    return out
 
 
 def _split_model(value: Any) -> tuple[str, str] | None:
