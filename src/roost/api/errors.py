@@ -18,7 +18,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from roost.api.responses import JSONBytes as ORJSONResponse
 from roost.errors import (
+    CompactionFailed,
     Conflict,
+    ContextOverflow,
     InvalidInput,
     NotFound,
     PartInUse,
@@ -39,6 +41,8 @@ STATUS_BY_ERROR: dict[type[RoostError], int] = {
     Conflict: 409,
     StoreClosed: 503,
     ProviderError: 502,
+    ContextOverflow: 413,
+    CompactionFailed: 500,
     RoostError: 500,
 }
 

@@ -6,6 +6,8 @@ takes the next. Every task here is owned and awaited by the manager: ``stop()`` 
 drains them. A turn always ends in a durable outcome: completed, failed (provider or internal
 error: the assistant message carries ``error`` and ``session.error`` is emitted), aborted
 (``MessageAbortedError``) or interrupted (server shutdown); then the session goes idle.
+A run may compact the conversation on its way (``engine/compaction.py``), and a compaction run
+(``POST /session/{id}/summarize``) is one that opens with its summary.
 """
 
 from __future__ import annotations
@@ -25,13 +27,14 @@ from roost.agent.providers.base import ModelRequest
 from roost.agent.providers.registry import ProviderRegistry
 from roost.agent.tools.base import SubtaskResult, Tool
 from roost.engine import chaos, daemons, permissions
+from roost.engine.compaction import Compactions
 from roost.engine.heartbeat import Heartbeat
 from roost.engine.owner import start_ticks, this_owner
 from roost.engine.recovery import recover_orphaned_runs
 from roost.engine.requests import RequestBroker
 from roost.engine.tool_context import EngineToolContext, RunScope, WaitPolicy
 from roost.engine.turn import TurnWriter
-from roost.errors import ProviderError, RoostError
+from roost.errors import ContextOverflow, ProviderError, RoostError
 from roost.ids import new_message_id
 from roost.model import event as ev
 from roost.model import message as msg
@@ -95,6 +98,7 @@ class RunManager:
         self.max_recoveries = max_recoveries
         self._heartbeat: Heartbeat | None = None
         self._recovery_task: asyncio.Task[None] | None = None
+        self._compactions = Compactions(db, catalog, directory=directory, retry=retry)
 
     # -- queries ---------------------------------------------------------------------
 
@@ -300,24 +304,29 @@ class RunManager:
             directory=self._directory,
         )
 
-        def begin(tx: Tx) -> int | None:
+        def begin(tx: Tx) -> tuple[int, dict[str, Any]] | None:
             if runs.status_of(tx.conn, run.id) != runs.QUEUED:
                 return None  # deleted with its session, or taken by another worker
             lease = leases.acquire(tx.conn, sid, run.id, self.owner, self.lease_ttl_ms)
-            runs.set_status(tx.conn, run.id, runs.RUNNING, assistant_message_id=assistant["id"])
+            # A compaction run, or a run whose context window is full, opens with a summary.
+            first, before = self._compactions.opening(tx.conn, run, assistant)
+            runs.set_status(tx.conn, run.id, runs.RUNNING, assistant_message_id=first["id"])
             tx.append(sid, ev.SESSION_STATUS, {"sessionID": sid, "status": _running()})
-            tx.append(sid, ev.MESSAGE_UPDATED, {"sessionID": sid, "info": assistant})
-            return lease.generation
+            for type_, props in before:
+                tx.append(sid, type_, props)
+            tx.append(sid, ev.MESSAGE_UPDATED, {"sessionID": sid, "info": first})
+            return lease.generation, first
 
-        generation = await self._db.write(begin)
-        if generation is None:
+        begun = await self._db.write(begin)
+        if begun is None:
             return
+        generation, first = begun
         active = self._active.get(sid)
         if active is not None and active.run.id == run.id:
             active.generation = generation
         if self._heartbeat is not None:
             self._heartbeat.hold(sid, generation)
-        writer = TurnWriter(self._db, run, assistant, generation)
+        writer = TurnWriter(self._db, run, first, generation)
         try:
             await self._turn_with_outcome(run, writer, agent_name)
         finally:
@@ -344,6 +353,9 @@ class RunManager:
                 writer.finish(error=outcome[0], run_status=outcome[1], tool_error=tool_error)
             )
             raise
+        except ContextOverflow as exc:
+            error = msg.context_overflow_error(exc.message, exc.response_body)
+            await writer.finish(error=error, run_status=runs.FAILED)
         except ProviderError as exc:
             error = msg.api_error(
                 exc.message,
@@ -404,20 +416,33 @@ class RunManager:
             forget_process=self._forget_process,
         )
         writer.context_factory = lambda call: EngineToolContext(scope, call)
-        messages = _conversation_until(rows, run.message_id)
         system = history.system_prompt(
             agent_prompt=agent.prompt,
             directory=self._directory,
             extra=request.get("system"),
             instructions=self._instructions,
         )
+        compactor = self._compactions.compactor(
+            run,
+            writer,
+            provider,
+            agent=agent.name,
+            system=system,
+            conversation=lambda rows: _conversation_until(rows, run.message_id),
+        )
+        if writer.assistant.get("summary"):
+            if not await compactor.open(rows):
+                return  # ``summarize`` without ``auto``: the summary was the whole run
+            rows = await self._db.read(lambda c: queries.list_messages(c, sid))
         model_request = ModelRequest(
             model_id=resolved.model_id,
-            messages=history.to_chat_messages(system, messages),
+            messages=compactor.chat_messages(rows),
             temperature=agent.temperature,
             top_p=agent.top_p,
         )
-        options = TurnOptions(tools=tools, max_steps=agent.steps or 50, retry=self._retry)
+        options = TurnOptions(
+            tools=tools, max_steps=agent.steps or 50, retry=self._retry, compactor=compactor
+        )
         await run_turn(provider, model_request, writer, options)
 
     async def _record_process(self, run: runs.RunRow, pgid: int, call_id: str) -> None:

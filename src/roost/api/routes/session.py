@@ -1,4 +1,5 @@
-"""Session routes: ``/session``, ``/session/{id}``, ``/children``, ``/status``, ``/abort``."""
+"""Session routes: ``/session``, ``/session/{id}``, ``/children``, ``/status``, ``/abort``,
+``/summarize``."""
 
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from roost.api.responses import JSONBytes, raw_json, raw_json_array
-from roost.api.wire import SessionCreateBody, SessionIDPattern, SessionUpdateBody
+from roost.api.wire import (
+    SessionCreateBody,
+    SessionIDPattern,
+    SessionUpdateBody,
+    SummarizeBody,
+)
 from roost.engine.sessions import SessionService
 
 router = APIRouter(tags=["session"])
@@ -98,6 +104,17 @@ async def session_children(request: Request, session_id: SessionIDParam) -> Resp
 async def abort_session(request: Request, session_id: SessionIDParam) -> Response:
     """Stop the executing turn; always answers true."""
     return JSONBytes(await _service(request).abort(session_id))
+
+
+@router.post("/session/{sessionID}/summarize")
+async def summarize_session(
+    request: Request, session_id: SessionIDParam, body: SummarizeBody
+) -> Response:
+    """Compact the session: answers true once the model's summary is stored."""
+    await _service(request).summarize(
+        session_id, provider_id=body.provider_id, model_id=body.model_id, auto=body.auto
+    )
+    return JSONBytes(True)
 
 
 class ForkBody(BaseModel):
