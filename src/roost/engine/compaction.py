@@ -434,7 +434,7 @@ def compaction_requests(rows: list[queries.MessageRow]) -> dict[str, dict[str, A
     out: dict[str, dict[str, Any]] = {}
     for row in rows:
         for raw in row.parts:
-            if '"compaction"' not in raw:
+            if '"type":"compaction"' not in raw:
                 continue
             part = orjson.loads(raw)
             if part.get("type") == "compaction":
