@@ -6,10 +6,8 @@ every write is fenced by the run's lease, abort stops it like any turn (the summ
 gets ``MessageAbortedError``), and recovery finishes it like any turn (the summary message is
 closed as interrupted and the run is resumed, which summarizes again):
 
-- ``POST /session/{id}/summarize`` admits a compaction request (a user message with a
-  ``compaction`` part) and a run for it (``request.compaction``), in one transaction. The run
-  writes the summary and ends; with ``auto`` the turn goes on after it. Single flight: while
-  the session has a compaction run open (queued or running), another request joins it.
+- ``POST /session/{id}/summarize`` admits a compaction run (``engine/summarize.py``). It opens
+  with its summary message, writes the summary and ends; with ``auto`` the turn goes on after.
 - Automatic compaction happens inside a prompt's run: before the run's first request when the
   last request of the session filled the model's context window (``opening``), before a later
   request when the previous step filled it, and when the provider refuses a request as too long
@@ -35,7 +33,12 @@ from sqlalchemy import Connection
 
 from roost.agent import history
 from roost.agent.catalog import Catalog
-from roost.agent.compaction import before_message, model_view, summary_request
+from roost.agent.compaction import (
+    before_message,
+    is_completed_summary,
+    model_view,
+    summary_request,
+)
 from roost.agent.context_window import (
     CompactionSettings,
     ContextWindow,
@@ -46,15 +49,14 @@ from roost.agent.context_window import (
 from roost.agent.loop import RetryPolicy, TurnOptions, run_turn
 from roost.agent.providers.base import ModelRequest, Provider, Usage
 from roost.agent.prune import prune_tool_outputs
-from roost.engine.admission import drop_reverted
 from roost.engine.turn import TurnWriter
-from roost.errors import CompactionFailed, ContextOverflow, ProviderError, SessionNotFound
-from roost.ids import new_message_id, new_part_id, new_run_id
+from roost.errors import CompactionFailed, ContextOverflow, ProviderError
+from roost.ids import new_message_id, new_part_id
 from roost.model import event as ev
 from roost.model import message as msg
 from roost.store import queries, runs
 from roost.store.database import Database
-from roost.store.event_log import Tx, now_ms
+from roost.store.event_log import now_ms
 
 Event = tuple[str, dict[str, Any]]
 Conversation = Callable[[list[queries.MessageRow]], list[dict[str, Any]]]
@@ -67,97 +69,6 @@ _RECENT_REPLIES: Final = 20
 def is_compaction_run(run: runs.RunRow) -> bool:
     """Whether the run answers ``POST /session/{id}/summarize``."""
     return run.request.get("compaction") is not None
-
-
-# -- POST /session/{id}/summarize -------------------------------------------------------------
-
-
-async def admit_compaction(
-    db: Database,
-    catalog: Catalog,
-    session_id: str,
-    *,
-    provider_id: str,
-    model_id: str,
-    auto: bool,
-) -> str:
-    """Store a compaction request and its queued run, or join the one already open.
-
-    The request is a user message with a ``compaction`` part, with the agent of the session's
-    last prompt and the given model; a pending revert is applied first, as for a prompt.
-
-    Returns:
-        The id of the run that compacts the session.
-
-    Raises:
-        SessionNotFound: No such session.
-        UnknownModel: The model cannot run (400).
-    """
-    resolved = catalog.resolve_model(provider_id, model_id, catalog.agent(None))
-
-    def admit(tx: Tx) -> str:
-        session_json = queries.get_session(tx.conn, session_id)
-        if session_json is None:
-            raise SessionNotFound(session_id)
-        open_run = next(
-            (r for r in runs.open_runs(tx.conn, session_id) if is_compaction_run(r)), None
-        )
-        if open_run is not None:
-            return open_run.id
-        last_user = queries.recent_message_infos(tx.conn, session_id, role="user", limit=1)
-        agent = orjson.loads(last_user[0]).get("agent") if last_user else None
-        agent = agent or catalog.default_agent
-        created_ms = now_ms()
-        info = msg.user_message(
-            new_message_id(),
-            session_id,
-            created_ms=created_ms,
-            agent=agent,
-            provider_id=resolved.provider.id,
-            model_id=resolved.model_id,
-        )
-        part = msg.compaction_part(new_part_id(), session_id, info["id"], auto=auto)
-        session = orjson.loads(session_json)
-        drop_reverted(tx, session_id, session)
-        tx.append(session_id, ev.MESSAGE_UPDATED, {"sessionID": session_id, "info": info})
-        tx.append(session_id, ev.PART_UPDATED, {"sessionID": session_id, "part": part})
-        session["time"]["updated"] = created_ms
-        tx.append(session_id, ev.SESSION_UPDATED, {"sessionID": session_id, "info": session})
-        run_id = new_run_id()
-        request = {
-            "agent": agent,
-            "providerID": resolved.provider.id,
-            "modelID": resolved.model_id,
-            "compaction": {"auto": auto},
-        }
-        runs.insert_run(tx.conn, run_id, session_id, info["id"], request)
-        return run_id
-
-    return await db.write(admit)
-
-
-def compaction_outcome(conn: Connection, session_id: str, run_id: str) -> None:
-    """Check that a compaction run stored its summary.
-
-    Raises:
-        CompactionFailed: The run ended without one (its summary message's error says why),
-            or has not ended (the server is stopping).
-    """
-    run = runs.get_run(conn, run_id)
-    if run is None:
-        raise CompactionFailed(session_id, "the session was deleted")
-    summary_id = run.assistant_message_id
-    found = queries.get_message(conn, session_id, summary_id) if summary_id else None
-    info = orjson.loads(found.info) if found is not None else {}
-    if info.get("summary") is True and info.get("finish") and "error" not in info:
-        return
-    error = info.get("error")
-    if error is not None:
-        raise CompactionFailed(session_id, error["data"]["message"], reason=error["name"])
-    raise CompactionFailed(session_id, f"the compaction did not finish (run {run.status})")
-
-
-# -- runs -------------------------------------------------------------------------------------
 
 
 class Compactions:
@@ -206,8 +117,8 @@ class Compactions:
                 conn, run.session_id, role="assistant", limit=_RECENT_REPLIES
             )
         ]
-        last = next((i for i in infos if _is_request(i) or _is_summary(i)), None)
-        if last is None or _is_summary(last) or not window.is_full(_tokens(last)):
+        last = next((i for i in infos if _is_request(i) or is_completed_summary(i)), None)
+        if last is None or is_completed_summary(last) or not window.is_full(_tokens(last)):
             return assistant, []
         answered = any(_is_request(i) and i.get("parentID") == run.message_id for i in infos)
         request = self.compaction_request(run, keep_prompt=not answered)
@@ -402,10 +313,6 @@ class RunCompactor:
             model_id=self._run.request.get("modelID", ""),
             directory=self._compactions.directory,
         )
-
-
-def _is_summary(info: dict[str, Any]) -> bool:
-    return info.get("summary") is True and bool(info.get("finish")) and "error" not in info
 
 
 def _is_request(info: dict[str, Any]) -> bool:

@@ -22,9 +22,9 @@ from roost.agent.tools.base import SubtaskResult, Tool, ToolError
 from roost.engine import chaos
 from roost.engine.admission import Admitted, PromptInput, admit_prompt
 from roost.engine.broadcaster import Broadcaster, Subscription
-from roost.engine.compaction import admit_compaction, compaction_outcome
 from roost.engine.requests import RequestBroker
 from roost.engine.runs import RunManager
+from roost.engine.summarize import admit_compaction, compaction_outcome
 from roost.engine.tool_context import WaitPolicy
 from roost.errors import InvalidInput, MessageNotFound, PartInUse, PartNotFound, SessionNotFound
 from roost.ids import new_message_id, new_part_id, new_session_id
