@@ -316,8 +316,8 @@ class RunCompactor:
 
 
 def _is_request(info: dict[str, Any]) -> bool:
-    """Whether an assistant message records a model request that fitted (a step, not a
-    summary, not failed)."""
+    """Whether an assistant message records a finished model request: a step with token usage,
+    not a summary and not failed."""
     return info.get("summary") is not True and "error" not in info and _tokens(info) > 0
 
 
