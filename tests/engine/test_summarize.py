@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 import pytest
 
@@ -14,7 +16,7 @@ from tests.support.server import MODEL_ID, PROVIDER_ID
 
 pytestmark = pytest.mark.anyio
 
-MODEL = {"provider_id": PROVIDER_ID, "model_id": MODEL_ID}
+MODEL: dict[str, Any] = {"provider_id": PROVIDER_ID, "model_id": MODEL_ID}
 
 
 async def _compaction_requests(service: SessionService, sid: str) -> list[str]:
