@@ -110,7 +110,8 @@ async def abort_session(request: Request, session_id: SessionIDParam) -> Respons
 async def summarize_session(
     request: Request, session_id: SessionIDParam, body: SummarizeBody
 ) -> Response:
-    """Compact the session: answers true once the model's summary is stored."""
+    """Compact the session: true once the model's summary is stored; a compaction that ends
+    without one (failed, aborted, server stopping) is an error that says why."""
     await _service(request).summarize(
         session_id, provider_id=body.provider_id, model_id=body.model_id, auto=body.auto
     )
