@@ -203,3 +203,31 @@ class McpOAuthUnsupported(InvalidInput):
             field="name",
         )
         self.name = name
+
+
+class ContextOverflow(RoostError):
+    """The conversation does not fit the model's context window, and compaction cannot help.
+
+    Raised inside a run, where it becomes the assistant message's ``ContextOverflowError``.
+
+    Attributes:
+        response_body: The provider's refusal, verbatim, when a refusal is the reason.
+    """
+
+    def __init__(self, message: str, *, response_body: str | None = None) -> None:
+        super().__init__(message)
+        self.response_body = response_body
+
+
+class CompactionFailed(RoostError):
+    """``POST /session/{id}/summarize`` ended without a summary (failed, aborted, stopped).
+
+    Attributes:
+        reason: The summary message's error name (``ContextOverflowError``,
+            ``MessageAbortedError``, ``APIError`` …), or None when it never finished.
+    """
+
+    def __init__(self, session_id: str, message: str, *, reason: str | None = None) -> None:
+        super().__init__(f"compaction of {session_id} failed: {message}")
+        self.session_id = session_id
+        self.reason = reason

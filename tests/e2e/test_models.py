@@ -50,6 +50,7 @@ def test_model_names_limits_costs_and_capabilities_come_from_config(
     validate(other, "Model")
     assert other["name"] == "other-model"
     assert other["capabilities"]["attachment"] is False
+    assert other["limit"] == {"context": 0, "output": 0}  # unknown, as OpenCode reports it
     assert other["capabilities"]["input"] == {
         "text": True,
         "audio": False,

@@ -45,3 +45,18 @@ def validate(instance: Any, component: str) -> None:
     For ``anyOf`` unions (``Message``, ``Part``) the error names the best-matching branch.
     """
     _validator(component).validate(instance)
+
+
+def validate_event(frame: dict[str, Any], component: str) -> None:
+    """Check an SSE frame ``{"type", "properties"}`` against an ``Event*`` component.
+
+    The components also require OpenCode's ``id`` in the frame; Roost sends its event id as
+    the SSE ``id:`` line instead (``api/sse.py``), so only ``type`` and ``properties`` are
+    checked.
+    """
+    schema = spec()["components"]["schemas"][component]["properties"]
+    Draft202012Validator(schema["type"]).validate(frame["type"])
+    pointer = f"{_SPEC_URI}#/components/schemas/{component}/properties/properties"
+    resource = Resource.from_contents(spec(), default_specification=DRAFT202012)
+    registry: Registry[Any] = Registry().with_resource(_SPEC_URI, resource)
+    Draft202012Validator({"$ref": pointer}, registry=registry).validate(frame["properties"])

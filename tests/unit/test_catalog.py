@@ -1,6 +1,6 @@
 import pytest
 
-from roost.agent.catalog import Catalog
+from roost.agent.catalog import Catalog, ModelLimit
 from roost.errors import UnknownAgent, UnknownModel
 
 CONFIG = {
@@ -55,3 +55,18 @@ def test_openai_env_adds_a_provider_that_accepts_any_model() -> None:
 def test_without_any_model_prompts_are_refused() -> None:
     with pytest.raises(UnknownModel, match="no default model"):
         Catalog({}, {}).resolve_model(None, None, Catalog({}, {}).agent(None))
+
+
+def test_model_limits_come_from_config_and_default_to_unknown() -> None:
+    config = {
+        "provider": {
+            "mock": {
+                "options": {"baseURL": "http://127.0.0.1:1/v1"},
+                "models": {"small": {"limit": {"context": 2000, "output": 500}}, "plain": {}},
+            }
+        }
+    }
+    catalog = Catalog(config, {})
+    assert catalog.model_limit("mock", "small") == ModelLimit(context=2000, output=500)
+    assert catalog.model_limit("mock", "plain") == ModelLimit()
+    assert catalog.model_limit("nope", "small") == ModelLimit()

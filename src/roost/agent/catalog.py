@@ -36,15 +36,26 @@ _AGENT_RULES: Final[dict[str, list[Rule]]] = {
 not start further sub-agents or keep todo lists)."""
 
 
-DEFAULT_CONTEXT_TOKENS: Final = 128_000
-"""Context window assumed for a model whose config gives no ``limit.context``."""
-DEFAULT_OUTPUT_TOKENS: Final = 32_000
-"""Output limit assumed for a model whose config gives no ``limit.output``."""
-
 OPENAI_COMPATIBLE_NPM: Final = frozenset({"@ai-sdk/openai-compatible", "@ai-sdk/openai"})
 ANTHROPIC_NPM: Final = "@ai-sdk/anthropic"
 _NPM_BY_PROVIDER_ID: Final = {"openai": "@ai-sdk/openai", "anthropic": ANTHROPIC_NPM}
 """The package of providers whose config entry names none (OpenCode knows them by id)."""
+
+
+@dataclass(frozen=True)
+class ModelLimit:
+    """A model's token limits (config ``provider.<id>.models.<id>.limit``).
+
+    Zero means unknown, OpenCode's value for a model configured without a limit: with
+    ``context`` 0 the context window is never considered full.
+    """
+
+    context: int = 0
+    """Tokens the model reads and writes in one request."""
+    output: int = 0
+    """Most tokens one answer may have."""
+    input: int = 0
+    """Most prompt tokens, for providers that limit it apart from ``context``."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,7 @@ class ProviderConfig:
 
     Attributes:
         models: Known model ids; None accepts any id (a provider configured only by env).
+        limits: Token limits of the models whose config gives them; others have none.
     """
 
     id: str
@@ -61,6 +73,7 @@ class ProviderConfig:
     api_key: str | None
     models: frozenset[str] | None
     name: str = ""
+    limits: dict[str, ModelLimit] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -188,8 +201,9 @@ class Catalog:
         ``reasoning``, ``temperature``, ``tool_call``, ``modalities`` and ``release_date``.
 
         What the entry leaves out takes OpenCode's defaults for a model it has no data on: text
-        in and out, tool calls and temperature on, no attachments or reasoning, limits
-        ``DEFAULT_CONTEXT_TOKENS`` / ``DEFAULT_OUTPUT_TOKENS``, free.
+        in and out, tool calls and temperature on, no attachments or reasoning, limits 0
+        (unknown: the TUI shows no context meter, and compaction never starts; ``model_limit``),
+        free.
         """
         entry = self.model_entry(provider.id, model_id)
         modalities = entry.get("modalities") or {}
@@ -199,7 +213,7 @@ class Catalog:
         if attachment and not modalities.get("input"):
             inputs |= {"image", "pdf"}
         kinds = ("text", "audio", "image", "video", "pdf")
-        limit = entry.get("limit") or {}
+        limits = self.model_limit(provider.id, model_id)
         cost = entry.get("cost") or {}
         info: dict[str, Any] = {
             "id": model_id,
@@ -227,10 +241,7 @@ class Catalog:
                     "write": float(cost.get("cache_write") or 0),
                 },
             },
-            "limit": {
-                "context": int(limit.get("context") or DEFAULT_CONTEXT_TOKENS),
-                "output": int(limit.get("output") or DEFAULT_OUTPUT_TOKENS),
-            },
+            "limit": {"context": limits.context, "output": limits.output},
             "status": str(entry.get("status") or "active"),
             "options": dict(entry.get("options") or {}),
             "headers": dict(entry.get("headers") or {}),
@@ -238,8 +249,8 @@ class Catalog:
         }
         if entry.get("family"):
             info["family"] = str(entry["family"])
-        if limit.get("input"):
-            info["limit"]["input"] = int(limit["input"])
+        if limits.input:
+            info["limit"]["input"] = limits.input
         return info
 
     def step_cost(self, provider_id: str, model_id: str, tokens: dict[str, Any]) -> float:
@@ -281,6 +292,12 @@ class Catalog:
             raise UnknownModel(pair[0], pair[1], f"the provider lists no such model ({known})")
         return ResolvedModel(provider, pair[1])
 
+    def model_limit(self, provider_id: str, model_id: str) -> ModelLimit:
+        """The model's token limits; all zero (unknown) when its config gives none."""
+        provider = self.providers.get(provider_id)
+        found = provider.limits.get(model_id) if provider is not None else None
+        return found or ModelLimit()
+
 
 def _providers(config: dict[str, Any], env: dict[str, str]) -> dict[str, ProviderConfig]:
     out: dict[str, ProviderConfig] = {}
@@ -315,6 +332,7 @@ def _providers(config: dict[str, Any], env: dict[str, str]) -> dict[str, Provide
             options.get("apiKey") or (base.api_key if base else None),
             frozenset(models) if models else (base.models if base else None),
             entry.get("name") or pid,
+            _limits(models) if isinstance(models, dict) else (base.limits if base else {}),
         )
     enabled = config.get("enabled_providers")
     disabled = set(config.get("disabled_providers") or [])
@@ -323,6 +341,20 @@ def _providers(config: dict[str, Any], env: dict[str, str]) -> dict[str, Provide
         for pid, p in out.items()
         if (enabled is None or pid in enabled) and pid not in disabled
     }
+
+
+def _limits(models: dict[str, Any]) -> dict[str, ModelLimit]:
+    """``limit`` of each configured model that has one (OpenAPI ``ProviderConfig.models``)."""
+    out: dict[str, ModelLimit] = {}
+    for model_id, entry in models.items():
+        limit = (entry or {}).get("limit") if isinstance(entry, dict) else None
+        if isinstance(limit, dict):
+            out[model_id] = ModelLimit(
+                context=int(limit.get("context") or 0),
+                output=int(limit.get("output") or 0),
+                input=int(limit.get("input") or 0),
+            )
+    return out
 
 
 def _split_model(value: Any) -> tuple[str, str] | None:

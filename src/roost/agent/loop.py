@@ -16,6 +16,11 @@ turn writer) and raises ``ProviderError`` when the provider fails for good.
 - **Retries.** A retryable failure (429, 5xx, transport) before the step produced output is
   retried up to ``RetryPolicy.max_attempts`` times with exponential backoff (tenacity); each
   wait is reported through ``TurnSink.retrying`` so clients see ``session.status`` ``retry``.
+- **Context window.** With a ``Compactor``, a step whose request filled the model's context
+  window (``Compactor.is_full``) is followed by a compaction before the next request, and a
+  request the provider refuses as too long (``is_context_overflow``) is compacted and sent
+  again, once: a second refusal ends the turn with ``ContextOverflow``. Each compaction
+  replaces the messages the next request sends.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from roost.agent.context_window import is_context_overflow
 from roost.agent.providers.base import (
     ModelRequest,
     Provider,
@@ -46,7 +52,7 @@ from roost.agent.providers.base import (
     Usage,
 )
 from roost.agent.tools.base import Tool, ToolContext, ToolError, ToolResult, truncate_output
-from roost.errors import ProviderError
+from roost.errors import ContextOverflow, ProviderError
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +75,27 @@ class TurnSink(Protocol):
     async def tool_completed(self, call: ToolCallRequest, result: ToolResult) -> None: ...
     async def tool_failed(self, call: ToolCallRequest, error: str) -> None: ...
     def tool_context(self, call: ToolCallRequest) -> ToolContext: ...
+
+
+class Compactor(Protocol):
+    """Keeps a turn's requests within the model's context window; implemented by the engine."""
+
+    def is_full(self, usage: Usage) -> bool:
+        """Whether the request that reported ``usage`` left no room for another one."""
+        ...
+
+    async def compact(self, refused: ProviderError | None) -> list[dict[str, Any]]:
+        """Summarize the conversation (recording it through the turn's sink) and return the
+        chat messages the next request sends instead of the turn's own.
+
+        Args:
+            refused: The provider's refusal of the last request as too long, if that is why.
+
+        Raises:
+            ContextOverflow: Compacting cannot help (it was just done, it is turned off, or
+                the conversation is too large even to summarize).
+        """
+        ...
 
 
 @dataclass(frozen=True)
@@ -102,6 +129,8 @@ class TurnOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     continue_on_deny: bool = False
     """Call the model again after the user refused (``experimental.continue_loop_on_deny``)."""
+    compactor: Compactor | None = None
+    """Compacts the conversation when the context window fills; None never compacts."""
 
 
 @dataclass
@@ -146,26 +175,23 @@ async def run_turn(
 
     Raises:
         ProviderError: The provider failed and retries (if any applied) ran out.
+        ContextOverflow: The conversation does not fit the model even after compaction.
     """
     messages = list(request.messages)
+    compactor = options.compactor
     for step_no in range(max(1, options.max_steps)):
         tools = options.tools
         if options.more_tools is not None:
             tools = {**options.more_tools(), **tools}
-        definitions = tool_definitions(tools)
-        last = step_no == options.max_steps - 1
-        step_messages = messages + (
-            [{"role": "system", "content": MAX_STEPS_NOTE}] if last and definitions else []
-        )
-        step_request = ModelRequest(
+        turn = ModelRequest(
             model_id=request.model_id,
-            messages=step_messages,
-            tools=[] if last else definitions,
+            messages=[],
+            tools=tool_definitions(tools),
             temperature=request.temperature,
             top_p=request.top_p,
         )
-        await sink.step_started()
-        step = await _stream_with_retry(provider, step_request, sink, options.retry)
+        last = step_no == options.max_steps - 1
+        step, messages = await _request_step(provider, turn, messages, last, sink, options)
         results = await _run_calls(step.calls, sink, tools) if step.calls else []
         await sink.step_finished(step.finish_reason, step.usage)
         if not step.calls:
@@ -177,7 +203,60 @@ async def run_turn(
             {"role": "tool", "tool_call_id": call.call_id, "content": result.output}
             for call, result in zip(step.calls, results, strict=True)
         )
+        if compactor is not None and not last and compactor.is_full(step.usage):
+            messages = await compactor.compact(None)
     return "tool-calls"
+
+
+async def _request_step(
+    provider: Provider,
+    turn: ModelRequest,
+    messages: list[dict[str, Any]],
+    last: bool,
+    sink: TurnSink,
+    options: TurnOptions,
+) -> tuple[_Step, list[dict[str, Any]]]:
+    """Open a step and stream its request; a refusal as too long is compacted and sent again.
+
+    Returns:
+        The step, and the turn's messages from now on (new ones when it compacted).
+    """
+    await sink.step_started()
+    try:
+        step = await _stream_with_retry(
+            provider, _step_request(turn, messages, last), sink, options.retry
+        )
+        return step, messages
+    except ProviderError as exc:
+        if options.compactor is None or not is_context_overflow(exc):
+            raise
+        messages = await options.compactor.compact(exc)
+    await sink.step_started()
+    try:
+        step = await _stream_with_retry(
+            provider, _step_request(turn, messages, last), sink, options.retry
+        )
+        return step, messages
+    except ProviderError as again:
+        if not is_context_overflow(again):
+            raise
+        raise ContextOverflow(
+            f"the request is still too long for the model after compaction: {again.message}",
+            response_body=again.response_body,
+        ) from again
+
+
+def _step_request(turn: ModelRequest, messages: list[dict[str, Any]], last: bool) -> ModelRequest:
+    """One step's request: ``turn`` carries the tools; the last allowed step goes without them
+    and with a note asking for a final answer."""
+    note = [{"role": "system", "content": MAX_STEPS_NOTE}] if last and turn.tools else []
+    return ModelRequest(
+        model_id=turn.model_id,
+        messages=messages + note,
+        tools=[] if last else turn.tools,
+        temperature=turn.temperature,
+        top_p=turn.top_p,
+    )
 
 
 async def _stream_with_retry(

@@ -25,7 +25,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from roost.api.responses import JSONBytes as ORJSONResponse
 from roost.errors import (
+    CompactionFailed,
     Conflict,
+    ContextOverflow,
     InvalidInput,
     McpOAuthUnsupported,
     McpServerNotFound,
@@ -52,6 +54,8 @@ STATUS_BY_ERROR: dict[type[RoostError], int] = {
     StorageUnavailable: 503,
     ProviderError: 502,
     SnapshotFailed: 500,  # files could not be snapshotted or restored: the server's fault
+    ContextOverflow: 413,
+    CompactionFailed: 500,
     RoostError: 500,
 }
 

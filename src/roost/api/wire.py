@@ -133,3 +133,11 @@ class PromptBody(_Wire):
     system: str | None = None
     variant: str | None = None
     parts: list[PartInput]
+
+
+class SummarizeBody(_Wire):
+    """``POST /session/{id}/summarize`` body."""
+
+    provider_id: str = Field(alias="providerID")
+    model_id: str = Field(alias="modelID")
+    auto: bool = False

@@ -17,6 +17,9 @@ turn's events stay pending in its writer, to be stored with the outcome. Any out
 commit is refused is retried the same way, except on shutdown, which tries once and leaves the
 run to recovery at the next start. ``abort`` answers ``StorageUnavailable`` instead of waiting
 while the outcome cannot be stored.
+
+A run may compact the conversation on its way (``engine/compaction.py``), and a compaction run
+(``POST /session/{id}/summarize``) is one that opens with its summary.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from roost.agent.providers.base import ModelRequest
 from roost.agent.providers.registry import ProviderRegistry
 from roost.agent.tools.base import SubtaskResult, Tool
 from roost.engine import chaos, daemons, permissions
+from roost.engine.compaction import Compactions
 from roost.engine.file_changes import SnapshotTurnWriter
 from roost.engine.heartbeat import Heartbeat
 from roost.engine.owner import start_ticks, this_owner
@@ -51,7 +55,7 @@ from roost.engine.requests import RequestBroker
 from roost.engine.snapshots import SnapshotStore
 from roost.engine.tool_context import EngineToolContext, RunScope, WaitPolicy
 from roost.engine.turn import TurnWriter
-from roost.errors import ProviderError, RoostError, StorageUnavailable
+from roost.errors import ContextOverflow, ProviderError, RoostError, StorageUnavailable
 from roost.ids import new_message_id
 from roost.model import event as ev
 from roost.model import message as msg
@@ -171,6 +175,7 @@ class RunManager:
         self.max_recoveries = max_recoveries
         self._heartbeat: Heartbeat | None = None
         self._recovery_task: asyncio.Task[None] | None = None
+        self._compactions = Compactions(db, catalog, directory=directory, retry=retry)
 
     # -- queries ---------------------------------------------------------------------
 
@@ -439,18 +444,23 @@ class RunManager:
             directory=self._directory,
         )
 
-        def begin(tx: Tx) -> int | None:
+        def begin(tx: Tx) -> tuple[int, dict[str, Any]] | None:
             if runs.status_of(tx.conn, run.id) != runs.QUEUED:
                 return None  # deleted with its session, or taken by another worker
             lease = leases.acquire(tx.conn, sid, run.id, self.owner, self.lease_ttl_ms)
-            runs.set_status(tx.conn, run.id, runs.RUNNING, assistant_message_id=assistant["id"])
+            # A compaction run, or a run whose context window is full, opens with a summary.
+            first, before = self._compactions.opening(tx.conn, run, assistant)
+            runs.set_status(tx.conn, run.id, runs.RUNNING, assistant_message_id=first["id"])
             tx.append(sid, ev.SESSION_STATUS, {"sessionID": sid, "status": _running()})
-            tx.append(sid, ev.MESSAGE_UPDATED, {"sessionID": sid, "info": assistant})
-            return lease.generation
+            for type_, props in before:
+                tx.append(sid, type_, props)
+            tx.append(sid, ev.MESSAGE_UPDATED, {"sessionID": sid, "info": first})
+            return lease.generation, first
 
-        generation = await self._db.write(begin)
-        if generation is None:
+        begun = await self._db.write(begin)
+        if begun is None:
             return
+        generation, first = begun
         active = self._active.get(sid)
         if active is not None and active.run.id == run.id:
             active.generation = generation
@@ -458,12 +468,12 @@ class RunManager:
             self._heartbeat.hold(sid, generation)
         on_write_failed = functools.partial(self._on_write_failed, sid, generation)
         writer = (
-            TurnWriter(self._db, run, assistant, generation, on_write_failed)
+            TurnWriter(self._db, run, first, generation, on_write_failed)
             if self._snapshots is None
             else SnapshotTurnWriter(
                 self._db,
                 run,
-                assistant,
+                first,
                 generation,
                 on_write_failed,
                 store=self._snapshots,
@@ -515,6 +525,9 @@ class RunManager:
         storage = writer.storage_error or (exc if isinstance(exc, StorageUnavailable) else None)
         if storage is not None:
             return _storage_outcome(storage)
+        if isinstance(exc, ContextOverflow):
+            error = msg.context_overflow_error(exc.message, exc.response_body)
+            return _Outcome(error, runs.FAILED)
         if isinstance(exc, ProviderError):
             error = msg.api_error(
                 exc.message,
@@ -635,16 +648,27 @@ class RunManager:
             forget_process=self._forget_process,
         )
         writer.context_factory = lambda call: EngineToolContext(scope, call)
-        messages = _conversation_until(rows, run.message_id)
         system = history.system_prompt(
             agent_prompt=agent.prompt,
             directory=self._directory,
             extra=request.get("system"),
             instructions=self._instructions,
         )
+        compactor = self._compactions.compactor(
+            run,
+            writer,
+            provider,
+            agent=agent.name,
+            system=system,
+            conversation=lambda rows: _conversation_until(rows, run.message_id),
+        )
+        if writer.assistant.get("summary"):
+            if not await compactor.open(rows):
+                return  # ``summarize`` without ``auto``: the summary was the whole run
+            rows = await self._db.read(lambda c: queries.list_messages(c, sid))
         model_request = ModelRequest(
             model_id=resolved.model_id,
-            messages=history.to_chat_messages(system, messages),
+            messages=compactor.chat_messages(rows),
             temperature=agent.temperature,
             top_p=agent.top_p,
         )
@@ -656,6 +680,7 @@ class RunManager:
                 (self._catalog.config.get("experimental") or {}).get("continue_loop_on_deny")
             ),
             more_tools=(lambda: offered(more())) if more is not None else None,
+            compactor=compactor,
         )
         await run_turn(provider, model_request, writer, options)
 

@@ -29,6 +29,7 @@ from roost.engine.owner import this_owner
 from roost.engine.requests import RequestBroker
 from roost.engine.runs import RunManager, see_through
 from roost.engine.snapshots import SnapshotStore
+from roost.engine.summarize import admit_compaction, compaction_outcome
 from roost.engine.titles import TitleWriter
 from roost.engine.tool_context import WaitPolicy
 from roost.errors import (
@@ -530,6 +531,28 @@ class SessionService:
         rows = await self.list_messages(session_id)
         replies = [r for r in rows if orjson.loads(r.info).get("parentID") == user_message_id]
         return replies[-1] if replies else None
+
+    async def summarize(
+        self, session_id: str, *, provider_id: str, model_id: str, auto: bool = False
+    ) -> None:
+        """Compact the session with the given model and return once the summary is stored.
+
+        The compaction is a run of its own, after the runs already queued (see
+        ``engine/compaction.py``); while one is open, another request joins it. With ``auto``
+        the turn goes on after the summary (this returns once it ends).
+
+        Raises:
+            SessionNotFound: No such session.
+            UnknownModel: The model cannot run.
+            CompactionFailed: No summary was stored: the compaction failed, was aborted, or
+                the server is stopping.
+        """
+        run_id = await admit_compaction(
+            self.db, self.catalog, session_id, provider_id=provider_id, model_id=model_id, auto=auto
+        )
+        self.runs.kick(session_id)
+        await self.runs.wait_run(run_id)
+        await self.db.read(lambda c: compaction_outcome(c, session_id, run_id))
 
     async def abort(self, session_id: str) -> bool:
         """Stop the session's executing turn, if any; always succeeds.

@@ -11,6 +11,9 @@ Every commit is fenced by the run's lease generation (``leases.check`` in the sa
 transaction): a turn whose lease was taken over cannot write. ``finish`` releases the lease in
 the commit that ends the run.
 
+A compaction writes into the same turn: ``open_message`` goes on in a message of another shape
+(the summary, then the message the turn continues in), committed with the compaction request.
+
 Tool parts go ``pending → running → completed | error`` with OpenCode's state fields
 (``ToolState*`` schemas). ``finish`` closes every part still open, so no part outlives its turn
 in a non-terminal state: on abort they become ``error`` ("aborted").
@@ -334,6 +337,37 @@ class TurnWriter:
         self._queue_part(part)
         await self.flush()
 
+    async def open_message(
+        self,
+        info: dict[str, Any],
+        *,
+        before: list[tuple[str, dict[str, Any]]] | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> None:
+        """Go on in a new assistant message ``info`` (not yet stored), e.g. a summary.
+
+        In one commit: the current message is completed (with ``error`` when given), the
+        ``before`` events follow, then ``info``; the next step writes into ``info``.
+        """
+        self._close_open_parts()
+        if error is not None:
+            self.assistant["error"] = error
+        if error is not None or "completed" not in self.assistant["time"]:
+            self._complete_message()
+        self._pending.extend(before or [])
+        self.assistant = info
+        self._queue_message()
+        self._step_done = False
+        self.tools.clear()
+        await self.flush()
+
+    async def complete_message(self) -> None:
+        """Complete the current message now, before the turn ends (``finish`` leaves it)."""
+        self._close_open_parts()
+        if "completed" not in self.assistant["time"]:
+            self._complete_message()
+        await self.flush()
+
     def tool_context(self, call: ToolCallRequest) -> Any:
         """The call's ``ToolContext``, made by ``context_factory`` (set by the run manager)."""
         if self.context_factory is None:
@@ -398,7 +432,8 @@ class TurnWriter:
                 self._queue_part(part)
         if error is not None:
             self.assistant["error"] = error
-        self._complete_message()
+        if error is not None or "completed" not in self.assistant["time"]:
+            self._complete_message()
         terminal: list[tuple[str, dict[str, Any]]] = []
         if error is not None:
             terminal.append((ev.SESSION_ERROR, {"sessionID": self._sid, "error": error}))

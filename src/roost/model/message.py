@@ -73,6 +73,63 @@ def assistant_message(
     }
 
 
+def summary_message(
+    message_id: str,
+    session_id: str,
+    *,
+    parent_id: str,
+    created_ms: int,
+    provider_id: str,
+    model_id: str,
+    directory: str,
+) -> Message:
+    """A new ``AssistantMessage`` that will hold a compaction's summary (``summary: true``,
+    ``mode`` and ``agent`` ``"compaction"``, as OpenCode writes it)."""
+    info = assistant_message(
+        message_id,
+        session_id,
+        parent_id=parent_id,
+        created_ms=created_ms,
+        agent="compaction",
+        provider_id=provider_id,
+        model_id=model_id,
+        directory=directory,
+    )
+    info["summary"] = True
+    return info
+
+
+def compaction_part(
+    part_id: str,
+    session_id: str,
+    message_id: str,
+    *,
+    auto: bool,
+    overflow: bool | None = None,
+    tail_start_id: str | None = None,
+) -> Part:
+    """A ``CompactionPart``: marks its user message as a request to compact the session.
+
+    Args:
+        auto: Roost decided to compact (the context window filled or the provider refused a
+            request), rather than ``POST /session/{id}/summarize`` without ``auto``.
+        overflow: Set when a provider's refusal of a request as too long was the reason.
+        tail_start_id: The first message the summary leaves out, kept verbatim after it.
+    """
+    part: Part = {
+        "id": part_id,
+        "sessionID": session_id,
+        "messageID": message_id,
+        "type": "compaction",
+        "auto": auto,
+    }
+    if overflow is not None:
+        part["overflow"] = overflow
+    if tail_start_id is not None:
+        part["tail_start_id"] = tail_start_id
+    return part
+
+
 def text_part(part_id: str, session_id: str, message_id: str, text: str, **extra: Any) -> Part:
     """A ``TextPart``; ``extra`` carries optional fields (``time``, ``synthetic``, …)."""
     return {
@@ -146,6 +203,14 @@ def tokens(input_: int, output: int, reasoning: int = 0, cache_read: int = 0) ->
 def aborted_error(message: str = "Aborted") -> dict[str, Any]:
     """``MessageAbortedError``."""
     return {"name": "MessageAbortedError", "data": {"message": message}}
+
+
+def context_overflow_error(message: str, response_body: str | None = None) -> dict[str, Any]:
+    """``ContextOverflowError``: the conversation does not fit the model's context window."""
+    data: dict[str, Any] = {"message": message}
+    if response_body is not None:
+        data["responseBody"] = response_body
+    return {"name": "ContextOverflowError", "data": data}
 
 
 def unknown_error(message: str) -> dict[str, Any]:

@@ -152,6 +152,18 @@ def get_message(conn: Connection, session_id: str, message_id: str) -> MessageRo
     return MessageRow(message_id, info, list(parts))
 
 
+def recent_message_infos(conn: Connection, session_id: str, *, role: str, limit: int) -> list[str]:
+    """The newest ``limit`` messages of one role (``Message`` JSON, without parts), newest
+    first (uses ``ix_message_session``)."""
+    stmt = (
+        select(message.c.data)
+        .where(message.c.session_id == session_id, message.c.role == role)
+        .order_by(message.c.id.desc())
+        .limit(limit)
+    )
+    return list(conn.execute(stmt).scalars())
+
+
 def message_session(conn: Connection, message_id: str) -> str | None:
     """The session a message belongs to, or None when it does not exist."""
     found: str | None = _MESSAGE_SESSION.scalar(conn, {"mid": message_id})

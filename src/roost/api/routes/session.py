@@ -1,5 +1,5 @@
 """Session routes: ``/session``, ``/session/{id}``, ``/children``, ``/status``, ``/abort``,
-``/fork``, ``/revert``, ``/unrevert``, ``/diff`` and the part routes."""
+``/fork``, ``/revert``, ``/unrevert``, ``/diff``, ``/summarize`` and the part routes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from roost.api.responses import JSONBytes, raw_json, raw_json_array
-from roost.api.wire import SessionCreateBody, SessionIDPattern, SessionUpdateBody
+from roost.api.wire import (
+    SessionCreateBody,
+    SessionIDPattern,
+    SessionUpdateBody,
+    SummarizeBody,
+)
 from roost.engine.sessions import SessionService
 
 router = APIRouter(tags=["session"])
@@ -99,6 +104,18 @@ async def session_children(request: Request, session_id: SessionIDParam) -> Resp
 async def abort_session(request: Request, session_id: SessionIDParam) -> Response:
     """Stop the executing turn; always answers true."""
     return JSONBytes(await _service(request).abort(session_id))
+
+
+@router.post("/session/{sessionID}/summarize")
+async def summarize_session(
+    request: Request, session_id: SessionIDParam, body: SummarizeBody
+) -> Response:
+    """Compact the session: true once the model's summary is stored; a compaction that ends
+    without one (failed, aborted, server stopping) is an error that says why."""
+    await _service(request).summarize(
+        session_id, provider_id=body.provider_id, model_id=body.model_id, auto=body.auto
+    )
+    return JSONBytes(True)
 
 
 class ForkBody(BaseModel):
