@@ -32,8 +32,8 @@ test: install compat-install browser-install
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/ruff check src tests bench
 	$(BIN)/lint-imports
-	$(BIN)/mypy src
-	$(BIN)/pytest
+	$(BIN)/mypy src tests
+	$(BIN)/pytest -n 2 --dist worksteal
 
 lint: install
 	$(BIN)/ruff format --check src tests bench
@@ -45,7 +45,7 @@ fmt: install
 	$(BIN)/ruff check --fix src tests bench
 
 typecheck: install
-	$(BIN)/mypy src
+	$(BIN)/mypy src tests
 
 check: lint typecheck test
 

@@ -14,7 +14,7 @@ import pytest
 from tests.support.events import EventCollector, session_frames, types_of
 from tests.support.scripted_llm import Delay, ScriptedLLM, Text, Turn, text_turn, tool_turn
 from tests.support.server import RoostServer, prompt_body
-from tests.support.waiting import wait_for
+from tests.support.waiting import wait_for, written
 
 pytestmark = pytest.mark.crash
 
@@ -33,7 +33,7 @@ def _settled(server: RoostServer, sid: str, count: int) -> list[dict[str, Any]] 
 def _start_stalled_turn(server: RoostServer, llm: ScriptedLLM) -> str:
     """A new session whose turn has streamed "partial " and then stalls for 30 s."""
     llm.enqueue(Turn([Text("partial "), Delay(30)]))
-    sid = server.create_session()["id"]
+    sid: str = server.create_session()["id"]
     assert server.post(f"/session/{sid}/prompt_async", json=prompt_body("go")).status_code == 204
     llm.wait_for_requests(1)
     return sid
@@ -147,11 +147,7 @@ def test_kill_during_bash_sleep_leaves_no_process_and_a_usable_session(
     llm.enqueue(tool_turn("bash", {"command": f"sleep 60 & echo $! > {pid_file}; wait"}))
     sid = server.create_session()["id"]
     assert server.post(f"/session/{sid}/prompt_async", json=prompt_body("sleep")).status_code == 204
-    sleeper = int(
-        wait_for(
-            lambda: pid_file.exists() and pid_file.read_text().strip(), what="the sleep started"
-        )
-    )
+    sleeper = int(wait_for(lambda: written(pid_file), what="the sleep started"))
     server.kill()
     assert psutil.pid_exists(sleeper)  # SIGKILL of the server does not reach the tool
     llm.enqueue(text_turn("after the crash"))

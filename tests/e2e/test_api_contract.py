@@ -328,6 +328,7 @@ def test_events_carry_ids_and_last_event_id_replays_exactly_what_was_missed(
             everything.append(int(event_id or 0))
         if everything and everything[-1] == resumed[-1]:
             break
+    assert middle is not None
     assert resumed == [i for i in everything if i > int(middle)]
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from tests.support.scripted_llm import ScriptedLLM, text_turn, tool_turn
 from tests.support.server import RoostServer, project_config, prompt_body
-from tests.support.waiting import wait_for
+from tests.support.waiting import wait_for, written
 
 pytestmark = pytest.mark.e2e
 
@@ -54,10 +54,9 @@ def test_running_bash_streams_output_into_the_part(server: RoostServer, llm: Scr
 
     def streamed() -> dict[str, Any] | None:
         part = _tool_part(server, sid)
-        running = part is not None and part["state"]["status"] == "running"
-        if running and "first" in (part["state"].get("metadata") or {}).get("output", ""):
-            return part
-        return None
+        if part is None or part["state"]["status"] != "running":
+            return None
+        return part if "first" in (part["state"].get("metadata") or {}).get("output", "") else None
 
     part = wait_for(streamed, what="streamed output while running")
     assert "second" not in part["state"]["metadata"]["output"]
@@ -70,7 +69,7 @@ def test_abort_kills_a_command_that_ignores_sigterm(server: RoostServer, llm: Sc
     llm.enqueue(tool_turn("bash", {"command": command}))
     sid = server.create_session()["id"]
     assert server.post(f"/session/{sid}/prompt_async", json=prompt_body("hang")).status_code == 204
-    pids = wait_for(lambda: pid_file.exists() and pid_file.read_text().split(), what="pids")
+    pids = wait_for(lambda: (written(pid_file) or "").split(), what="pids")
     shell, sleeper = (int(p) for p in pids)
     assert _alive(shell) and _alive(sleeper)
     started = time.monotonic()
@@ -100,11 +99,7 @@ def test_aborting_a_parent_kills_the_bash_of_its_child(
     )
     sid = server.create_session()["id"]
     assert server.post(f"/session/{sid}/prompt_async", json=prompt_body("go")).status_code == 204
-    sleeper = int(
-        wait_for(
-            lambda: pid_file.exists() and pid_file.read_text().strip(), what="the child's sleep"
-        )
-    )
+    sleeper = int(wait_for(lambda: written(pid_file), what="the child's sleep"))
     assert _alive(sleeper)
     assert server.post(f"/session/{sid}/abort").json() is True
     server.wait_idle(sid)

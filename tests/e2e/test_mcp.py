@@ -438,7 +438,7 @@ def test_a_remote_server_answering_401_needs_auth_unless_oauth_is_off(
     try:
         assert wait_status(server, "locked", "needs_auth") == {"status": "needs_auth"}
         failed = wait_for(
-            lambda: "401" in (s := mcp_status(server, "plain")).get("error", "") and s,
+            lambda: s if "401" in (s := mcp_status(server, "plain")).get("error", "") else None,
             what="plain failed with the 401",
         )
         assert failed["status"] == "failed"

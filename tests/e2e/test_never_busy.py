@@ -11,7 +11,7 @@ import pytest
 from tests.support.events import EventCollector, types_of, until_idle
 from tests.support.scripted_llm import ScriptedLLM, text_turn, tool_turn
 from tests.support.server import RoostServer, prompt_body
-from tests.support.waiting import wait_for
+from tests.support.waiting import wait_for, written
 
 pytestmark = pytest.mark.e2e
 
@@ -30,7 +30,8 @@ def _running_tool(server: RoostServer, sid: str) -> dict[str, Any] | None:
     for m in server.messages(sid):
         for p in m["parts"]:
             if p["type"] == "tool" and p["state"]["status"] == "running":
-                return p
+                part: dict[str, Any] = p
+                return part
     return None
 
 
@@ -46,9 +47,7 @@ def _hang_bash(server: RoostServer, llm: ScriptedLLM, pid_file: Path) -> tuple[s
     llm.enqueue(tool_turn("bash", {"command": f"sleep 60 & echo $! > {pid_file}; wait"}))
     sid = server.create_session()["id"]
     assert server.post(f"/session/{sid}/prompt_async", json=prompt_body("run")).status_code == 204
-    pid = int(
-        wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), what="sleep started")
-    )
+    pid = int(wait_for(lambda: written(pid_file), what="sleep started"))
     return sid, pid
 
 
@@ -78,7 +77,10 @@ def test_revert_while_bash_hangs_aborts_kills_and_marks_the_session(
     response = server.post(f"/session/{sid}/revert", json={"messageID": user})
     assert response.status_code == 200
     revert = response.json()["revert"]
-    assert (revert["messageID"], revert["diff"]) == (user, "")  # the sleep changed no file
+    assert revert["messageID"] == user
+    # The command wrote only its pid file, in the project: the revert takes it away again.
+    assert "deleted file mode" in revert["diff"] and "a/pid" in revert["diff"]
+    assert not (server.directory / "pid").exists()
     wait_for(lambda: _dead(pid), timeout_s=5, what="the sleep killed")
     assert server.get("/session/status").json() == {}
     llm.enqueue(text_turn("fresh start"))

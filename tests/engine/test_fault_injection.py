@@ -12,7 +12,7 @@ import pytest
 
 from roost.engine.admission import PromptInput
 from roost.engine.sessions import SessionService
-from roost.store import invariants
+from roost.store import invariants, runs
 from roost.store.database import Database
 from tests.support.scripted_llm import ScriptedLLM, Text, Turn, tool_turn
 
@@ -78,7 +78,7 @@ async def _settle(service: SessionService, sid: str, timeout_s: float = 15) -> l
     while time.monotonic() < deadline:
         msgs = await _messages(service, sid)
         busy = sid in await service.statuses()
-        open_runs = await service.db.read(lambda c: [r for r in invariants.runs.open_runs(c, sid)])
+        open_runs = await service.db.read(lambda c: [r for r in runs.open_runs(c, sid)])
         replies = [m for m in msgs if m["info"]["role"] == "assistant"]
         if (
             not busy

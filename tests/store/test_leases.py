@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -14,6 +16,8 @@ from roost.engine.heartbeat import Heartbeat
 from roost.store import leases
 from roost.store.database import Database
 from roost.store.event_log import Tx
+
+T = TypeVar("T")
 
 pytestmark = pytest.mark.anyio
 
@@ -135,7 +139,7 @@ class LeaseModel(RuleBasedStateMachine):
         self.loop.close()
         self.dir.cleanup()
 
-    def _write(self, fn):  # type: ignore[no-untyped-def]
+    def _write(self, fn: Callable[[Tx], T]) -> T:
         return self.loop.run_until_complete(self.db.write(fn))
 
     @rule(session=st.sampled_from(["ses_a", "ses_b"]), run=st.sampled_from(["r1", "r2", "r3"]))
@@ -152,7 +156,8 @@ class LeaseModel(RuleBasedStateMachine):
         self.last = getattr(self, "last", {}) | {session: got.generation}
 
     def _last(self, session: str) -> int:
-        return getattr(self, "last", {}).get(session, 0)
+        last: dict[str, int] = getattr(self, "last", {})
+        return last.get(session, 0)
 
     @rule(session=st.sampled_from(["ses_a", "ses_b"]))
     def release(self, session: str) -> None:

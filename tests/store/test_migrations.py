@@ -19,7 +19,7 @@ def _schema(path: Path) -> set[tuple[str, str, str]]:
             text("SELECT type, name, tbl_name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")
         ).all()
     engine.dispose()
-    return {tuple(r) for r in rows}  # type: ignore[misc]
+    return {tuple(r) for r in rows}
 
 
 def test_upgrading_an_empty_database_gives_the_declared_schema(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -23,3 +24,12 @@ def wait_for(probe: Callable[[], T | None], *, timeout_s: float = 15, what: str 
             return last
         time.sleep(0.05)
     raise TimeoutError(f"timed out waiting for {what}; last probe: {last!r}")
+
+
+def written(path: Path) -> str | None:
+    """A ``wait_for`` probe: the file's stripped text once it exists and is not empty."""
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    return text or None

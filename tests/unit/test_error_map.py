@@ -3,8 +3,9 @@ from roost.api.errors import STATUS_BY_ERROR, body_for, status_for
 
 
 def _all_subclasses(cls: type) -> list[type]:
-    out = []
-    for sub in cls.__subclasses__():
+    out: list[type] = []
+    subclasses: list[type] = cls.__subclasses__()
+    for sub in subclasses:
         out.append(sub)
         out.extend(_all_subclasses(sub))
     return out
