@@ -99,3 +99,9 @@ def new_run_id() -> RunID:
 def new_error_ref() -> str:
     """A short reference (``err_…``) that ties a logged 500 to its response body."""
     return "err_" + secrets.token_hex(4)
+
+
+def new_call_id() -> str:
+    """A tool call id for a call Roost makes itself (a user's shell command), where providers
+    mint their own: ``call_`` and the 26 characters of a new sortable id."""
+    return "call_" + new_id("prt")[4:]

@@ -135,6 +135,15 @@ class PromptBody(_Wire):
     parts: list[PartInput]
 
 
+class ShellBody(_Wire):
+    """``POST /session/{id}/shell`` body (a user's ``!cmd``)."""
+
+    message_id: str | None = Field(default=None, alias="messageID", pattern=MessageIDPattern)
+    agent: str
+    model: PromptModelRef | None = None
+    command: str = Field(min_length=1)
+
+
 class SummarizeBody(_Wire):
     """``POST /session/{id}/summarize`` body."""
 

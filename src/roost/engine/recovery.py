@@ -211,9 +211,14 @@ async def recover_run(
                     {"sessionID": session_id, "requestID": request.id},
                 )
         count = _bump_recoveries(tx.conn, run_id)
-        resumed = count <= max_recoveries
+        # A user's shell command is never run again by itself: it may have had effects.
+        shell = "shell" in run.request
+        resumed = count <= max_recoveries and not shell
         if resumed:
             runs.set_status(tx.conn, run_id, runs.QUEUED)
+            error = (last or {}).get("error") or msg.unknown_error(text)
+        elif shell:
+            runs.set_status(tx.conn, run_id, runs.FAILED)
             error = (last or {}).get("error") or msg.unknown_error(text)
         else:
             runs.set_status(tx.conn, run_id, runs.FAILED)

@@ -30,7 +30,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import orjson
 
@@ -39,6 +39,7 @@ from roost.agent.catalog import AgentConfig, Catalog
 from roost.agent.loop import RetryPolicy, TurnOptions, run_turn
 from roost.agent.providers.base import ModelRequest
 from roost.agent.providers.registry import ProviderRegistry
+from roost.agent.shell import run_shell
 from roost.agent.tools.base import SubtaskResult, Tool
 from roost.engine import chaos, daemons, permissions
 from roost.engine.compaction import Compactions
@@ -64,6 +65,8 @@ from roost.store.database import Database
 from roost.store.event_log import Tx, now_ms
 
 T = TypeVar("T")
+ALLOW_ALL: Final = [permissions.Rule(permission="*", pattern="*", action="allow")]
+"""The rules of a user's shell command."""
 log = logging.getLogger(__name__)
 
 OUTCOME_RETRY_FIRST_S = 0.1
@@ -619,7 +622,8 @@ class RunManager:
 
         rows, session_json = await self._db.read(read)
         session_info = orjson.loads(session_json) if session_json else {}
-        rules = self._rules(agent, session_info)
+        # A user's own shell command asks no permission: the user typed it (as in OpenCode).
+        rules = self._rules(agent, session_info) if "shell" not in request else [*ALLOW_ALL]
 
         def offered(available: dict[str, Tool]) -> dict[str, Tool]:
             return {
@@ -648,6 +652,9 @@ class RunManager:
             forget_process=self._forget_process,
         )
         writer.context_factory = lambda call: EngineToolContext(scope, call)
+        if request.get("shell") is not None:
+            await run_shell(str(request["shell"]), writer, self._tools["bash"])
+            return
         system = history.system_prompt(
             agent_prompt=agent.prompt,
             directory=self._directory,

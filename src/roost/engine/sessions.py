@@ -19,6 +19,7 @@ import orjson
 from roost.agent.catalog import Catalog
 from roost.agent.loop import RetryPolicy
 from roost.agent.providers.registry import ProviderRegistry
+from roost.agent.shell import USER_SHELL_NOTE
 from roost.agent.tools.base import SubtaskResult, Tool, ToolError
 from roost.engine import chaos
 from roost.engine.admission import Admitted, PromptInput, admit_prompt
@@ -508,7 +509,7 @@ class SessionService:
         chaos.cut("after-admission")
         if admitted.run_id is not None:
             self.runs.kick(session_id)
-            if admitted.session is not None and admitted.model is not None:
+            if admitted.session is not None and admitted.model is not None and not prompt.shell:
                 text = "\n".join(p.get("text", "") for p in prompt.parts if p.get("type") == "text")
                 self.titles.schedule(session_id, admitted.session, text, admitted.model)
         return admitted
@@ -526,6 +527,39 @@ class SessionService:
         await self.runs.wait_run(admitted.run_id)
         reply = await self._last_reply(session_id, admitted.message_id)
         return reply or await self.get_message(session_id, admitted.message_id)
+
+    async def shell(
+        self,
+        session_id: str,
+        command: str,
+        *,
+        agent: str | None,
+        provider_id: str | None = None,
+        model_id: str | None = None,
+        message_id: str | None = None,
+    ) -> MessageRow:
+        """Run a user's shell command in the session and return its assistant message.
+
+        As OpenCode 1.18.34's ``SessionPrompt.shell``: a user message (one synthetic text part)
+        and an assistant message with one ``bash`` tool part holding the command's output; no
+        model request. It runs as a run of its own (queued behind a running turn, under the
+        session's lease, aborted and recovered like one), asks no permission, and is never
+        run again by recovery.
+
+        Raises:
+            SessionNotFound: No such session.
+            UnknownAgent, UnknownModel: As for a prompt.
+        """
+        note = {"type": "text", "text": USER_SHELL_NOTE, "synthetic": True}
+        prompt = PromptInput(
+            parts=[note],
+            message_id=message_id,
+            agent=agent,
+            provider_id=provider_id,
+            model_id=model_id,
+            shell=command,
+        )
+        return await self.prompt(session_id, prompt)
 
     async def _last_reply(self, session_id: str, user_message_id: str) -> MessageRow | None:
         rows = await self.list_messages(session_id)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
 from roost.api.responses import JSONBytes, message_json, raw_json, raw_json_array
-from roost.api.wire import MessageIDPattern, PromptBody, SessionIDPattern
+from roost.api.wire import MessageIDPattern, PromptBody, SessionIDPattern, ShellBody
 from roost.engine.admission import PromptInput
 from roost.engine.sessions import SessionService
 
@@ -70,6 +70,20 @@ async def delete_message(
 async def prompt(request: Request, session_id: SessionIDParam, body: PromptBody) -> Response:
     """Send a prompt and answer with the assistant message once its turn ends."""
     row = await _service(request).prompt(session_id, _prompt_input(body))
+    return raw_json(message_json(row.info, row.parts))
+
+
+@router.post("/session/{sessionID}/shell")
+async def shell(request: Request, session_id: SessionIDParam, body: ShellBody) -> Response:
+    """Run a user's shell command; answer with its assistant message (one ``bash`` part)."""
+    row = await _service(request).shell(
+        session_id,
+        body.command,
+        agent=body.agent,
+        provider_id=body.model.provider_id if body.model else None,
+        model_id=body.model.model_id if body.model else None,
+        message_id=body.message_id,
+    )
     return raw_json(message_json(row.info, row.parts))
 
 
