@@ -2,7 +2,8 @@
 
 Handlers only translate: parse the request, call one engine method, render the result. The
 lifespan starts the service (recovery, queued prompts) before the first request is answered and
-stops it (interrupting turns durably) on shutdown.
+stops it (interrupting turns durably) on shutdown. Request bodies are limited, parsed and checked
+at the boundary (``api/boundary.py``) before any handler sees them.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
 from roost import __version__
-from roost.api import errors
+from roost.api import errors, openapi
 from roost.api.auth import BasicAuth
+from roost.api.body_limit import DEFAULT_MAX_BODY_BYTES, BodyLimit
 from roost.api.responses import JSONBytes
 from roost.api.routes import event, message, meta, requests, session
 from roost.engine.sessions import SessionService
@@ -31,8 +33,13 @@ def create_app(
     data_dir: Path | None = None,
     config_dir: Path | None = None,
     heartbeat_s: float = 10.0,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
-    """Build the app around a not-yet-started service (the lifespan starts and stops it)."""
+    """Build the app around a not-yet-started service (the lifespan starts and stops it).
+
+    Args:
+        max_body_bytes: Longest request body accepted; longer ones get a 413.
+    """
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -55,6 +62,7 @@ def create_app(
     app.state.data = data_dir or Path()
     app.state.config_dir = config_dir or Path()
     app.state.heartbeat_s = heartbeat_s
+    app.state.max_body_bytes = max_body_bytes
     errors.install(app)
     # The routes go straight onto the app's router instead of through ``include_router``:
     # FastAPI 0.165 keeps an included router as a nested router that matches each request
@@ -65,9 +73,14 @@ def create_app(
 
     @app.get("/doc", include_in_schema=False)
     async def openapi_document() -> Response:
-        """Roost's own OpenAPI document."""
-        return JSONBytes(app.openapi())
+        """Roost's own OpenAPI document (``api/openapi.py``), built on first use."""
+        if app.openapi_schema is None:
+            app.openapi_schema = openapi.document(app, basic_auth=bool(password))
+        return JSONBytes(app.openapi_schema)
 
+    # The last added is the outermost: auth, then CORS (so a 413 carries its headers), then
+    # the size limit.
+    app.add_middleware(BodyLimit, max_body_bytes=max_body_bytes)
     app.add_middleware(
         CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"]
     )

@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 
 from roost import __version__
-from roost.config import DEFAULT_PORT, SYNCHRONOUS_MODES, ConfigError, Settings, environment
+from roost.config import (
+    DEFAULT_MAX_BODY_MB,
+    DEFAULT_PORT,
+    SYNCHRONOUS_MODES,
+    ConfigError,
+    Settings,
+    environment,
+)
 
 app = typer.Typer(
     name="roost",
@@ -30,6 +37,14 @@ def serve(
     ] = None,
     sync: Annotated[str, typer.Option(help="SQLite synchronous mode: FULL or NORMAL.")] = "FULL",
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
+    max_body_mb: Annotated[
+        float | None,
+        typer.Option(
+            help=f"Largest request body in MiB (default: $ROOST_MAX_BODY_MB or "
+            f"{DEFAULT_MAX_BODY_MB}); larger ones get a 413.",
+            min=0,
+        ),
+    ] = None,
 ) -> None:
     """Start the HTTP server in the current directory (the project)."""
     from roost.cli.serve import resolve_db, run_server
@@ -38,6 +53,13 @@ def serve(
     mode = sync.upper()
     if mode not in SYNCHRONOUS_MODES:
         raise typer.BadParameter(f"--sync must be one of {', '.join(SYNCHRONOUS_MODES)}")
+    if max_body_mb is None:
+        try:
+            max_body_mb = float(env.get("ROOST_MAX_BODY_MB") or DEFAULT_MAX_BODY_MB)
+        except ValueError as exc:
+            raise typer.BadParameter("ROOST_MAX_BODY_MB must be a number of MiB") from exc
+    if not 0 <= max_body_mb < 2**40:  # also refuses NaN
+        raise typer.BadParameter("the body limit must be a number of MiB from 0 to 2^40")
     settings = Settings(
         db_path=resolve_db(db, env),
         hostname=hostname,
@@ -48,6 +70,7 @@ def serve(
         synchronous=mode,
         log_level=log_level.lower(),
         heartbeat_s=float(env.get("ROOST_HEARTBEAT_MS") or 10_000) / 1000,
+        max_body_bytes=int(max_body_mb * 2**20),
     )
     chaos_cut = env.get("ROOST_CHAOS_CUT")
     if chaos_cut:

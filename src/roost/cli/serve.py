@@ -122,6 +122,7 @@ async def serve(settings: Settings) -> None:
         data_dir=settings.db_path.parent,
         config_dir=global_config_dir(env),
         heartbeat_s=settings.heartbeat_s,
+        max_body_bytes=settings.max_body_bytes,
     )
     sock = bind(settings.hostname, settings.port)
     host, port = sock.getsockname()[:2]
