@@ -1,4 +1,4 @@
-"""The request boundary: how large a body may be, how it is parsed, and which values are refused.
+"""The request boundary: how a JSON body is parsed, which values are refused, where it runs.
 
 Every route is a ``BoundaryRoute`` (``APIRouter(route_class=BoundaryRoute)``), so a JSON body
 passes here once, before FastAPI validates it against the route's model:
@@ -14,7 +14,8 @@ passes here once, before FastAPI validates it against the route's model:
   a worker thread. A C call holds the GIL until it returns, so the thread validates a long list
   field (a prompt's ``parts``) ``_SLICE_ITEMS`` items per call and the loop gets the GIL back
   between slices; the handler then receives the validated model, which FastAPI does not validate
-  again (Pydantic keeps model instances as they are).
+  again (Pydantic keeps model instances as they are). The cyclic garbage collector is paused
+  while such a request is in flight (``_CollectorPause``).
 """
 
 from __future__ import annotations
