@@ -33,6 +33,7 @@ from roost.model.mcp import McpLocalConfig, McpRemoteConfig, parse_servers
 
 APP_NAME = "roost"
 DEFAULT_PORT = 4096
+DEFAULT_MAX_BODY_MB = 32
 SYNCHRONOUS_MODES = ("FULL", "NORMAL")
 
 
@@ -65,6 +66,9 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()
     heartbeat_s: float = 10.0
     """Longest silence on an SSE stream before a ``server.heartbeat`` (``ROOST_HEARTBEAT_MS``)."""
+    max_body_bytes: int = DEFAULT_MAX_BODY_MB * 2**20
+    """Longest request body accepted; longer ones get a 413 (``--max-body-mb``,
+    ``ROOST_MAX_BODY_MB``, in MiB)."""
 
     @staticmethod
     def default_db_path(env: dict[str, str]) -> Path:

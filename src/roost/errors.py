@@ -80,6 +80,32 @@ class InvalidPermissionRule(InvalidInput):
         self.problem = problem
 
 
+class MalformedBody(InvalidInput):
+    """The request body is not JSON that Roost can store and send back.
+
+    Attributes:
+        reason: What is wrong: a syntax error, malformed UTF-8, a lone surrogate, ``NaN`` or
+            ``Infinity``, or a number outside SQLite's int64 range.
+        at: Where: ``byte N`` for a syntax error, else the JSON path (``metadata.a``).
+    """
+
+    def __init__(self, reason: str, *, at: str) -> None:
+        super().__init__(f"Malformed JSON body at {at}: {reason}")
+        self.reason = reason
+        self.at = at
+
+
+class BodyTooLarge(RoostError):
+    """The request body is longer than the server accepts (``roost serve --max-body-mb``)."""
+
+    def __init__(self, limit_bytes: int) -> None:
+        super().__init__(
+            f"Request body is larger than the limit of {limit_bytes} bytes "
+            f"({limit_bytes / 2**20:g} MiB)"
+        )
+        self.limit_bytes = limit_bytes
+
+
 class SessionBusy(RoostError):
     def __init__(self, session_id: str) -> None:
         super().__init__(f"Session is busy: {session_id}")

@@ -201,5 +201,11 @@ def test_a_password_protected_server_lets_in_only_opencode_with_the_password(
         listed = guarded.get("/session", auth=auth)
         assert listed.status_code == 200
         assert [s["id"] for s in listed.json()] == [created.json()["id"]]
+
+        doc = guarded.get("/doc", auth=auth).json()
+        assert doc["components"]["securitySchemes"]["basic"]["scheme"] == "basic"
+        declared = doc["paths"]["/session"]["get"]["responses"]["401"]
+        unauthorized = declared["content"]["application/json"]["schema"]["$ref"]
+        assert unauthorized == "#/components/schemas/UnauthorizedError"
     finally:
         guarded.close()

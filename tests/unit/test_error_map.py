@@ -1,5 +1,6 @@
 from roost import errors
-from roost.api.errors import STATUS_BY_ERROR, body_for, status_for
+from roost.api.errors import ERROR_SCHEMAS, STATUS_BY_ERROR, body_for, responses, status_for
+from tests.support.openapi import spec
 
 
 def _all_subclasses(cls: type) -> list[type]:
@@ -50,3 +51,30 @@ def test_storage_unavailable_is_a_503_naming_the_cause_in_opencodes_error_shape(
     }
     read_only = errors.StorageUnavailable(errors.READ_ONLY, "SQLITE_READONLY", "/data/roost.db")
     assert "read-only" in body_for(read_only)["data"]["message"]
+
+
+def test_refused_bodies_are_bad_requests_and_oversized_ones_413() -> None:
+    malformed = errors.MalformedBody("no low surrogate in string", at="byte 9")
+    assert status_for(malformed) == 400
+    assert body_for(malformed)["data"]["kind"] == "Payload"
+    assert "byte 9" in body_for(malformed)["data"]["message"]
+    too_large = errors.BodyTooLarge(32 * 2**20)
+    assert status_for(too_large) == 413
+    assert body_for(too_large) == {
+        "name": "BadRequest",
+        "data": {
+            "message": "Request body is larger than the limit of 33554432 bytes (32 MiB)",
+            "kind": "Payload",
+        },
+    }
+
+
+def test_declared_responses_name_opencodes_error_schemas() -> None:
+    declared = responses(errors.InvalidInput, errors.SessionNotFound, errors.PartInUse)
+    schemas = {
+        status: entry["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+        for status, entry in declared.items()
+    }
+    assert schemas == {400: "BadRequestError", 404: "NotFoundError", 409: "SessionBusyError"}
+    for name, schema in ERROR_SCHEMAS.items():
+        assert schema == spec()["components"]["schemas"][name], name

@@ -11,6 +11,11 @@ A store that refuses writes (``StorageUnavailable``: disk full, read-only, I/O e
 ``{"name": "ServiceUnavailableError", "data": {"message", "service": "storage", "cause"}}``:
 the v1 ``{"name", "data"}`` shape with the name and ``service`` field OpenCode's own 503 body
 (``ServiceUnavailableError``) uses. Nothing of the request was stored; the client may retry it.
+
+A body over the size limit is a 413 in the ``BadRequest`` shape (OpenCode has no limit, hence
+no body of its own for it), and a 405 carries ``Allow`` with every method of the path (RFC 9110
+§15.5.6). ``responses(...)`` declares these bodies in Roost's ``/doc`` with OpenCode's own
+schemas (``ERROR_SCHEMAS``, copied from ``opencode-1.18.34-openapi.json``).
 """
 
 from __future__ import annotations
@@ -22,9 +27,11 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 
 from roost.api.responses import JSONBytes as ORJSONResponse
 from roost.errors import (
+    BodyTooLarge,
     CompactionFailed,
     Conflict,
     ContextOverflow,
@@ -46,6 +53,7 @@ log = logging.getLogger(__name__)
 
 STATUS_BY_ERROR: dict[type[RoostError], int] = {
     InvalidInput: 400,
+    BodyTooLarge: 413,
     NotFound: 404,
     SessionBusy: 409,
     PartInUse: 409,
@@ -85,7 +93,38 @@ def body_for(exc: RoostError) -> dict[str, Any]:
             "name": "ServiceUnavailableError",
             "data": {"message": exc.message, "service": "storage", "cause": exc.cause},
         }
+    if isinstance(exc, BodyTooLarge):
+        return {"name": "BadRequest", "data": {"message": exc.message, "kind": "Payload"}}
     return {"name": type(exc).__name__, "data": {"message": exc.message}}
+
+
+def response_for(exc: RoostError) -> ORJSONResponse:
+    """The response for a domain error (a 5xx is logged with a ``ref``)."""
+    status = status_for(exc)
+    if isinstance(exc, StorageUnavailable):
+        # Expected while the disk is full or read-only: one line, no traceback.
+        log.warning("refused a request: %s", exc.message)
+        return ORJSONResponse(body_for(exc), status_code=status)
+    if status >= 500:
+        ref = new_error_ref()
+        log.error("unexpected %s (ref %s): %s", type(exc).__name__, ref, exc.message)
+        return ORJSONResponse(
+            {"name": "UnknownError", "data": {"message": exc.message, "ref": ref}},
+            status_code=status,
+        )
+    # The rest of an oversized body is not worth reading: close the connection after the 413.
+    headers = {"Connection": "close"} if isinstance(exc, BodyTooLarge) else None
+    return ORJSONResponse(body_for(exc), status_code=status, headers=headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves on the request's path, sorted."""
+    path = request.scope["path"]
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods and route.path_regex.match(path):
+            methods |= route.methods
+    return sorted(methods)
 
 
 def bad_request(message: str, kind: str) -> ORJSONResponse:
@@ -126,19 +165,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RoostError)
     async def _roost(_: Request, exc: RoostError) -> ORJSONResponse:
-        status = status_for(exc)
-        if isinstance(exc, StorageUnavailable):
-            # Expected while the disk is full or read-only: one line, no traceback.
-            log.warning("refused a request: %s", exc.message)
-            return ORJSONResponse(body_for(exc), status_code=status)
-        if status >= 500:
-            ref = new_error_ref()
-            log.error("unexpected %s (ref %s): %s", type(exc).__name__, ref, exc.message)
-            return ORJSONResponse(
-                {"name": "UnknownError", "data": {"message": exc.message, "ref": ref}},
-                status_code=status,
-            )
-        return ORJSONResponse(body_for(exc), status_code=status)
+        return response_for(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> ORJSONResponse:
@@ -146,17 +173,21 @@ def install(app: FastAPI) -> None:
         return bad_request(message, kind)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> ORJSONResponse:
         if exc.status_code == 404:
             return ORJSONResponse(
                 {"name": "NotFoundError", "data": {"message": str(exc.detail)}}, status_code=404
             )
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
         return ORJSONResponse(
             {
                 "name": "BadRequest" if exc.status_code < 500 else "UnknownError",
                 "data": {"message": str(exc.detail)},
             },
             status_code=exc.status_code,
+            headers=headers,
         )
 
     @app.exception_handler(Exception)
@@ -173,3 +204,95 @@ def install(app: FastAPI) -> None:
             },
             status_code=500,
         )
+
+
+# -- the error responses in Roost's OpenAPI document ----------------------------------------
+
+ERROR_SCHEMAS: dict[str, dict[str, Any]] = {
+    "BadRequestError": {
+        "type": "object",
+        "required": ["name", "data"],
+        "properties": {
+            "name": {"type": "string", "enum": ["BadRequest"]},
+            "data": {
+                "type": "object",
+                "required": ["message"],
+                "properties": {
+                    "message": {"type": "string"},
+                    "kind": {
+                        "type": "string",
+                        "enum": ["Params", "Headers", "Query", "Body", "Payload"],
+                    },
+                },
+            },
+        },
+    },
+    "NotFoundError": {
+        "type": "object",
+        "required": ["name", "data"],
+        "properties": {
+            "name": {"type": "string", "enum": ["NotFoundError"]},
+            "data": {
+                "type": "object",
+                "required": ["message"],
+                "properties": {"message": {"type": "string"}},
+            },
+        },
+    },
+    "SessionBusyError": {
+        "type": "object",
+        "properties": {
+            "_tag": {"type": "string", "enum": ["SessionBusyError"]},
+            "sessionID": {"type": "string"},
+            "message": {"type": "string"},
+        },
+        "required": ["_tag", "sessionID", "message"],
+        "additionalProperties": False,
+    },
+    "UnknownError": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "enum": ["UnknownError"]},
+            "data": {
+                "type": "object",
+                "properties": {"message": {"type": "string"}, "ref": {"type": "string"}},
+                "required": ["message"],
+                "additionalProperties": False,
+            },
+        },
+        "required": ["name", "data"],
+        "additionalProperties": False,
+    },
+}
+"""OpenCode 1.18.34's schemas of the error bodies ``body_for`` renders (verbatim)."""
+
+
+def _schema_name(error: type[RoostError]) -> str:
+    if issubclass(error, SessionBusy | PartInUse):
+        return "SessionBusyError"
+    if issubclass(error, NotFound):
+        return "NotFoundError"
+    if issubclass(error, InvalidInput | BodyTooLarge):
+        return "BadRequestError"
+    return "UnknownError"
+
+
+def responses(*raised: type[RoostError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for a route that fails with these errors: status → error schema.
+
+    Use as ``@router.get(..., responses=errors.responses(SessionNotFound))``; the schemas are
+    added to the document's components by ``api/openapi.py``.
+    """
+    out: dict[int | str, dict[str, Any]] = {}
+    for error in raised:
+        status = next(STATUS_BY_ERROR[c] for c in error.__mro__ if c in STATUS_BY_ERROR)
+        name = _schema_name(error)
+        entry = out.setdefault(status, {"description": name, "names": []})
+        if name not in entry["names"]:
+            entry["names"].append(name)
+    for entry in out.values():
+        refs = [{"$ref": f"#/components/schemas/{n}"} for n in entry.pop("names")]
+        schema = refs[0] if len(refs) == 1 else {"anyOf": refs}
+        entry["description"] = " | ".join(r["$ref"].rsplit("/", 1)[1] for r in refs)
+        entry["content"] = {"application/json": {"schema": schema}}
+    return out

@@ -40,11 +40,22 @@ def _plain(data: str) -> str:
     return data
 
 
+_MAX_CURSOR = 2**63 - 1
+"""Event ids are SQLite integers; a larger ``Last-Event-ID`` names no event."""
+
+
 def parse_cursor(value: str | None) -> int | None:
-    """The ``Last-Event-ID`` cursor, or None when absent or not a non-negative integer."""
-    if value is None or not value.strip().isdigit():
+    """The ``Last-Event-ID`` cursor, or None when absent or not an integer in 0..2^63-1.
+
+    A cursor that is None is ignored, as the SSE standard lets a server ignore an id it does not
+    know: the stream starts with live events. Only ASCII digits count (``str.isdigit`` also
+    accepts ``²``, which ``int`` refuses).
+    """
+    text = (value or "").strip()
+    if not (text.isascii() and text.isdigit()):
         return None
-    return int(value.strip())
+    cursor = int(text)
+    return cursor if cursor <= _MAX_CURSOR else None
 
 
 async def stream_events(

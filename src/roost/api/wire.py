@@ -8,9 +8,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from roost.model.permission import Rule
+
+INT64_MAX = 2**63 - 1
+"""The largest integer SQLite stores; numbers in bodies are bounded by ``api/boundary.py``."""
+
+CountQuery = Annotated[int | None, Query(ge=0, le=INT64_MAX)]
+"""A ``limit`` query parameter: a count, at most ``INT64_MAX``."""
+
+EpochMsQuery = Annotated[float | None, Query(allow_inf_nan=False, ge=-INT64_MAX - 1, lt=2**63)]
+"""A time query parameter (``start``), Unix epoch ms: finite and inside SQLite's int64 range."""
 
 SessionIDPattern = r"^ses"
 MessageIDPattern = r"^msg"

@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 
 from roost import __version__
-from roost.config import DEFAULT_PORT, SYNCHRONOUS_MODES, ConfigError, Settings, environment
+from roost.config import (
+    DEFAULT_MAX_BODY_MB,
+    DEFAULT_PORT,
+    SYNCHRONOUS_MODES,
+    ConfigError,
+    Settings,
+    environment,
+)
 
 app = typer.Typer(
     name="roost",
@@ -38,6 +45,14 @@ def serve(
         list[str] | None,
         typer.Option(help="Also accept this Host name, e.g. behind a proxy (repeatable)."),
     ] = None,
+    max_body_mb: Annotated[
+        float | None,
+        typer.Option(
+            help=f"Largest request body in MiB (default: $ROOST_MAX_BODY_MB or "
+            f"{DEFAULT_MAX_BODY_MB}); larger ones get a 413.",
+            min=0,
+        ),
+    ] = None,
 ) -> None:
     """Start the HTTP server in the current directory (the project).
 
@@ -49,6 +64,13 @@ def serve(
     mode = sync.upper()
     if mode not in SYNCHRONOUS_MODES:
         raise typer.BadParameter(f"--sync must be one of {', '.join(SYNCHRONOUS_MODES)}")
+    if max_body_mb is None:
+        try:
+            max_body_mb = float(env.get("ROOST_MAX_BODY_MB") or DEFAULT_MAX_BODY_MB)
+        except ValueError as exc:
+            raise typer.BadParameter("ROOST_MAX_BODY_MB must be a number of MiB") from exc
+    if not 0 <= max_body_mb < 2**40:  # also refuses NaN
+        raise typer.BadParameter("the body limit must be a number of MiB from 0 to 2^40")
     settings = Settings(
         db_path=resolve_db(db, env),
         hostname=hostname,
@@ -61,6 +83,7 @@ def serve(
         cors=tuple(cors or ()),
         allowed_hosts=tuple(allow_host or ()),
         heartbeat_s=float(env.get("ROOST_HEARTBEAT_MS") or 10_000) / 1000,
+        max_body_bytes=int(max_body_mb * 2**20),
     )
     chaos_cut = env.get("ROOST_CHAOS_CUT")
     if chaos_cut:

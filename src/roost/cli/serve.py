@@ -213,6 +213,7 @@ async def serve(settings: Settings) -> None:
         config_dir=global_config_dir(env),
         heartbeat_s=settings.heartbeat_s,
         origins=policy,
+        max_body_bytes=settings.max_body_bytes,
     )
     try:
         sock = bind(settings.hostname, settings.port)

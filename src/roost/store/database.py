@@ -397,6 +397,9 @@ class Database:
                         break
                     group.append(nxt)
                 self._run_group(conn, group)
+                # Let the finished commands go before waiting for the next one: a 100k-part
+                # prompt's events would otherwise stay alive until then (issue #9).
+                del first, group
         # Anything still queued after close() is failed rather than left hanging.
         while True:
             try:

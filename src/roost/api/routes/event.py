@@ -6,10 +6,11 @@ import orjson
 from fastapi import APIRouter, Request
 from sse_starlette import EventSourceResponse
 
+from roost.api.boundary import BoundaryRoute
 from roost.api.sse import parse_cursor, stream_events
 from roost.engine.sessions import SessionService
 
-router = APIRouter(tags=["event"])
+router = APIRouter(tags=["event"], route_class=BoundaryRoute)
 
 
 @router.get("/event")

@@ -12,11 +12,12 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 
+from roost.api.boundary import BoundaryRoute
 from roost.api.responses import JSONBytes
 from roost.engine.mcp import McpServers
 from roost.model.mcp import McpConfig
 
-router = APIRouter(tags=["mcp"])
+router = APIRouter(tags=["mcp"], route_class=BoundaryRoute)
 
 
 def _mcp(request: Request) -> McpServers:

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
+import anyio.to_thread
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
+from roost.api.boundary import BoundaryRoute
+from roost.api.errors import responses
 from roost.api.responses import JSONBytes, message_json, raw_json, raw_json_array
-from roost.api.wire import MessageIDPattern, PromptBody, SessionIDPattern, ShellBody
+from roost.api.wire import (
+    CountQuery,
+    MessageIDPattern,
+    PartInput,
+    PromptBody,
+    SessionIDPattern,
+    ShellBody,
+)
 from roost.engine.admission import PromptInput
 from roost.engine.sessions import SessionService
+from roost.errors import InvalidInput, NotFound
 
-router = APIRouter(tags=["message"])
+router = APIRouter(tags=["message"], route_class=BoundaryRoute)
 SessionIDParam = Annotated[str, Path(alias="sessionID", pattern=SessionIDPattern)]
 MessageIDParam = Annotated[str, Path(alias="messageID", pattern=MessageIDPattern)]
 
@@ -22,9 +33,22 @@ def _service(request: Request) -> SessionService:
     return service
 
 
-def _prompt_input(body: PromptBody) -> PromptInput:
+_INLINE_PARTS = 1000
+"""Prompts with more parts are turned into dicts in a worker thread (≈2 µs a part)."""
+
+
+def _dump_parts(parts: list[PartInput]) -> list[dict[str, Any]]:
+    return [p.model_dump(by_alias=True, exclude_none=True) for p in parts]
+
+
+async def _prompt_input(body: PromptBody) -> PromptInput:
+    if len(body.parts) > _INLINE_PARTS:
+        # One ``model_dump`` per call: the thread gives the GIL back between parts.
+        parts = await anyio.to_thread.run_sync(_dump_parts, body.parts)
+    else:
+        parts = _dump_parts(body.parts)
     return PromptInput(
-        parts=[p.model_dump(by_alias=True, exclude_none=True) for p in body.parts],
+        parts=parts,
         message_id=body.message_id,
         agent=body.agent,
         provider_id=body.model.provider_id if body.model else None,
@@ -36,11 +60,11 @@ def _prompt_input(body: PromptBody) -> PromptInput:
     )
 
 
-@router.get("/session/{sessionID}/message")
+@router.get("/session/{sessionID}/message", responses=responses(NotFound))
 async def list_messages(
     request: Request,
     session_id: SessionIDParam,
-    limit: Annotated[int | None, Query(ge=0)] = None,
+    limit: CountQuery = None,
     before: Annotated[str | None, Query()] = None,
 ) -> Response:
     """Messages with their parts, oldest first; ``limit`` keeps the newest N."""
@@ -48,7 +72,7 @@ async def list_messages(
     return raw_json_array(message_json(r.info, r.parts) for r in rows)
 
 
-@router.get("/session/{sessionID}/message/{messageID}")
+@router.get("/session/{sessionID}/message/{messageID}", responses=responses(NotFound))
 async def get_message(
     request: Request, session_id: SessionIDParam, message_id: MessageIDParam
 ) -> Response:
@@ -57,7 +81,7 @@ async def get_message(
     return raw_json(message_json(row.info, row.parts))
 
 
-@router.delete("/session/{sessionID}/message/{messageID}")
+@router.delete("/session/{sessionID}/message/{messageID}", responses=responses(NotFound))
 async def delete_message(
     request: Request, session_id: SessionIDParam, message_id: MessageIDParam
 ) -> Response:
@@ -66,14 +90,14 @@ async def delete_message(
     return JSONBytes(True)
 
 
-@router.post("/session/{sessionID}/message")
+@router.post("/session/{sessionID}/message", responses=responses(InvalidInput, NotFound))
 async def prompt(request: Request, session_id: SessionIDParam, body: PromptBody) -> Response:
     """Send a prompt and answer with the assistant message once its turn ends."""
-    row = await _service(request).prompt(session_id, _prompt_input(body))
+    row = await _service(request).prompt(session_id, await _prompt_input(body))
     return raw_json(message_json(row.info, row.parts))
 
 
-@router.post("/session/{sessionID}/shell")
+@router.post("/session/{sessionID}/shell", responses=responses(InvalidInput, NotFound))
 async def shell(request: Request, session_id: SessionIDParam, body: ShellBody) -> Response:
     """Run a user's shell command; answer with its assistant message (one ``bash`` part)."""
     row = await _service(request).shell(
@@ -87,8 +111,12 @@ async def shell(request: Request, session_id: SessionIDParam, body: ShellBody) -
     return raw_json(message_json(row.info, row.parts))
 
 
-@router.post("/session/{sessionID}/prompt_async", status_code=204)
+@router.post(
+    "/session/{sessionID}/prompt_async",
+    status_code=204,
+    responses=responses(InvalidInput, NotFound),
+)
 async def prompt_async(request: Request, session_id: SessionIDParam, body: PromptBody) -> Response:
     """Admit a prompt: 204 only once it is stored."""
-    await _service(request).prompt_async(session_id, _prompt_input(body))
+    await _service(request).prompt_async(session_id, await _prompt_input(body))
     return Response(status_code=204)

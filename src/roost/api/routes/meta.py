@@ -13,10 +13,11 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from roost import __version__
+from roost.api.boundary import BoundaryRoute
 from roost.api.responses import JSONBytes
 from roost.engine.sessions import SessionService
 
-router = APIRouter(tags=["server"])
+router = APIRouter(tags=["server"], route_class=BoundaryRoute)
 
 
 def _service(request: Request) -> SessionService:

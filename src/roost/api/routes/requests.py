@@ -13,11 +13,14 @@ from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 
+from roost.api.boundary import BoundaryRoute
+from roost.api.errors import responses
 from roost.api.responses import JSONBytes, raw_json, raw_json_array
 from roost.api.wire import SessionIDPattern
 from roost.engine.sessions import SessionService
+from roost.errors import NotFound
 
-router = APIRouter(tags=["permission", "question"])
+router = APIRouter(tags=["permission", "question"], route_class=BoundaryRoute)
 
 
 def _service(request: Request) -> SessionService:
@@ -54,7 +57,7 @@ async def list_permissions(request: Request) -> Response:
     return raw_json_array(await _service(request).pending_permissions())
 
 
-@router.post("/permission/{requestID}/reply")
+@router.post("/permission/{requestID}/reply", responses=responses(NotFound))
 async def reply_permission(
     request: Request,
     request_id: Annotated[str, Path(alias="requestID", pattern=r"^per")],
@@ -65,7 +68,7 @@ async def reply_permission(
     return JSONBytes(True)
 
 
-@router.post("/session/{sessionID}/permissions/{permissionID}")
+@router.post("/session/{sessionID}/permissions/{permissionID}", responses=responses(NotFound))
 async def reply_permission_legacy(
     request: Request,
     session_id: Annotated[str, Path(alias="sessionID", pattern=SessionIDPattern)],
@@ -84,7 +87,7 @@ async def list_questions(request: Request) -> Response:
     return raw_json_array(await _service(request).pending_questions())
 
 
-@router.post("/question/{requestID}/reply")
+@router.post("/question/{requestID}/reply", responses=responses(NotFound))
 async def reply_question(
     request: Request,
     request_id: Annotated[str, Path(alias="requestID", pattern=r"^que")],
@@ -95,7 +98,7 @@ async def reply_question(
     return JSONBytes(True)
 
 
-@router.post("/question/{requestID}/reject")
+@router.post("/question/{requestID}/reject", responses=responses(NotFound))
 async def reject_question(
     request: Request,
     request_id: Annotated[str, Path(alias="requestID", pattern=r"^que")],
@@ -105,7 +108,7 @@ async def reject_question(
     return JSONBytes(True)
 
 
-@router.get("/session/{sessionID}/todo")
+@router.get("/session/{sessionID}/todo", responses=responses(NotFound))
 async def session_todos(
     request: Request,
     session_id: Annotated[str, Path(alias="sessionID", pattern=SessionIDPattern)],

@@ -9,16 +9,21 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
+from roost.api.boundary import BoundaryRoute
+from roost.api.errors import responses
 from roost.api.responses import JSONBytes, raw_json, raw_json_array
 from roost.api.wire import (
+    CountQuery,
+    EpochMsQuery,
     SessionCreateBody,
     SessionIDPattern,
     SessionUpdateBody,
     SummarizeBody,
 )
 from roost.engine.sessions import SessionService
+from roost.errors import InvalidInput, NotFound, PartInUse
 
-router = APIRouter(tags=["session"])
+router = APIRouter(tags=["session"], route_class=BoundaryRoute)
 SessionIDParam = Annotated[str, Path(alias="sessionID", pattern=SessionIDPattern)]
 
 
@@ -31,9 +36,9 @@ def _service(request: Request) -> SessionService:
 async def list_sessions(
     request: Request,
     roots: Annotated[str | None, Query()] = None,
-    limit: Annotated[int | None, Query(ge=0)] = None,
+    limit: CountQuery = None,
     search: Annotated[str | None, Query()] = None,
-    start: Annotated[float | None, Query()] = None,
+    start: EpochMsQuery = None,
     directory: Annotated[str | None, Query()] = None,
 ) -> Response:
     """List sessions, children included; ``?roots=true`` leaves children out.
@@ -51,7 +56,7 @@ async def list_sessions(
     return raw_json_array(rows)
 
 
-@router.post("/session")
+@router.post("/session", responses=responses(InvalidInput))
 async def create_session(request: Request, body: SessionCreateBody | None = None) -> Response:
     """Create a session (optionally a child, with ``parentID``)."""
     body = body or SessionCreateBody()
@@ -72,13 +77,13 @@ async def session_status(request: Request) -> Response:
     return JSONBytes(await _service(request).statuses())
 
 
-@router.get("/session/{sessionID}")
+@router.get("/session/{sessionID}", responses=responses(NotFound))
 async def get_session(request: Request, session_id: SessionIDParam) -> Response:
     """One session."""
     return raw_json(await _service(request).get_session(session_id))
 
 
-@router.patch("/session/{sessionID}")
+@router.patch("/session/{sessionID}", responses=responses(NotFound))
 async def update_session(
     request: Request, session_id: SessionIDParam, body: SessionUpdateBody
 ) -> Response:
@@ -87,20 +92,20 @@ async def update_session(
     return JSONBytes(await _service(request).update_session(session_id, changes))
 
 
-@router.delete("/session/{sessionID}")
+@router.delete("/session/{sessionID}", responses=responses(NotFound))
 async def delete_session(request: Request, session_id: SessionIDParam) -> Response:
     """Delete a session and its children, stopping whatever they run."""
     await _service(request).delete_session(session_id)
     return JSONBytes(True)
 
 
-@router.get("/session/{sessionID}/children")
+@router.get("/session/{sessionID}/children", responses=responses(NotFound))
 async def session_children(request: Request, session_id: SessionIDParam) -> Response:
     """Direct child sessions."""
     return raw_json_array(await _service(request).children(session_id))
 
 
-@router.post("/session/{sessionID}/abort")
+@router.post("/session/{sessionID}/abort", responses=responses(NotFound))
 async def abort_session(request: Request, session_id: SessionIDParam) -> Response:
     """Stop the executing turn; always answers true."""
     return JSONBytes(await _service(request).abort(session_id))
@@ -133,7 +138,7 @@ class RevertBody(BaseModel):
     part_id: str | None = Field(default=None, alias="partID", pattern=r"^prt")
 
 
-@router.post("/session/{sessionID}/fork")
+@router.post("/session/{sessionID}/fork", responses=responses(NotFound))
 async def fork_session(
     request: Request, session_id: SessionIDParam, body: ForkBody | None = None
 ) -> Response:
@@ -142,7 +147,7 @@ async def fork_session(
     return JSONBytes(await _service(request).fork(session_id, body.message_id))
 
 
-@router.post("/session/{sessionID}/revert")
+@router.post("/session/{sessionID}/revert", responses=responses(NotFound))
 async def revert_session(
     request: Request, session_id: SessionIDParam, body: RevertBody
 ) -> Response:
@@ -150,13 +155,13 @@ async def revert_session(
     return JSONBytes(await _service(request).revert(session_id, body.message_id, body.part_id))
 
 
-@router.post("/session/{sessionID}/unrevert")
+@router.post("/session/{sessionID}/unrevert", responses=responses(NotFound))
 async def unrevert_session(request: Request, session_id: SessionIDParam) -> Response:
     """Put the reverted files back and clear the revert mark."""
     return JSONBytes(await _service(request).unrevert(session_id))
 
 
-@router.get("/session/{sessionID}/diff")
+@router.get("/session/{sessionID}/diff", responses=responses(NotFound))
 async def session_diff(
     request: Request,
     session_id: SessionIDParam,
@@ -166,7 +171,10 @@ async def session_diff(
     return JSONBytes(await _service(request).diff(session_id, message_id))
 
 
-@router.delete("/session/{sessionID}/message/{messageID}/part/{partID}")
+@router.delete(
+    "/session/{sessionID}/message/{messageID}/part/{partID}",
+    responses=responses(NotFound, PartInUse),
+)
 async def delete_part(
     request: Request,
     session_id: SessionIDParam,
@@ -178,7 +186,10 @@ async def delete_part(
     return JSONBytes(True)
 
 
-@router.patch("/session/{sessionID}/message/{messageID}/part/{partID}")
+@router.patch(
+    "/session/{sessionID}/message/{messageID}/part/{partID}",
+    responses=responses(InvalidInput, NotFound, PartInUse),
+)
 async def update_part(
     request: Request,
     session_id: SessionIDParam,
