@@ -244,7 +244,7 @@ def test_a_content_length_over_the_limit_is_413_before_the_body_is_sent(
     try:
         # Only the head is sent: the 413 must not wait for (or read) the 100 MiB body.
         head = (
-            b"POST /session HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"POST /session HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             b"Content-Length: 104857600\r\n\r\n"
         )
         status, body, header = _status_and_body(_raw_exchange(limited.url, head, []))
@@ -254,7 +254,7 @@ def test_a_content_length_over_the_limit_is_413_before_the_body_is_sent(
         assert "connection: close" in header
         # A route that reads no body does not run either: the session is not deleted.
         sid = limited.create_session()["id"]
-        delete = f"DELETE /session/{sid} HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n"
+        delete = f"DELETE /session/{sid} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2000000\r\n\r\n"
         status, _, _ = _status_and_body(_raw_exchange(limited.url, delete.encode(), []))
         assert status == 413
         assert [s["id"] for s in limited.get("/session").json()] == [sid]
@@ -273,7 +273,7 @@ def test_a_chunked_body_is_cut_off_at_the_limit_while_it_is_read(
     try:
         sid = limited.create_session()["id"]
         head = (
-            f"POST /session/{sid}/prompt_async HTTP/1.1\r\nHost: x\r\n"
+            f"POST /session/{sid}/prompt_async HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
         ).encode()
         piece = b"x" * 65536
@@ -296,7 +296,7 @@ def test_a_chunked_body_is_cut_off_at_the_limit_while_it_is_read(
 
 def test_the_default_limit_is_32_mib(server: RoostServer) -> None:
     over = 32 * 2**20 + 1
-    head = f"POST /session HTTP/1.1\r\nHost: x\r\nContent-Length: {over}\r\n\r\n".encode()
+    head = f"POST /session HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {over}\r\n\r\n".encode()
     status, body, _ = _status_and_body(_raw_exchange(server.url, head, []))
     assert status == 413 and "33554432 bytes" in body["data"]["message"]
 

@@ -249,6 +249,22 @@ ERROR_SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["_tag", "sessionID", "message"],
         "additionalProperties": False,
     },
+    "McpServerNotFoundError": {
+        "type": "object",
+        "properties": {
+            "_tag": {"type": "string", "enum": ["McpServerNotFoundError"]},
+            "name": {"type": "string"},
+            "message": {"type": "string"},
+        },
+        "required": ["_tag", "name", "message"],
+        "additionalProperties": False,
+    },
+    "McpUnsupportedOAuthError": {
+        "type": "object",
+        "properties": {"error": {"type": "string"}},
+        "required": ["error"],
+        "additionalProperties": False,
+    },
     "UnknownError": {
         "type": "object",
         "properties": {
@@ -268,6 +284,10 @@ ERROR_SCHEMAS: dict[str, dict[str, Any]] = {
 
 
 def _schema_name(error: type[RoostError]) -> str:
+    if issubclass(error, McpServerNotFound):
+        return "McpServerNotFoundError"
+    if issubclass(error, McpOAuthUnsupported):
+        return "McpUnsupportedOAuthError"
     if issubclass(error, SessionBusy | PartInUse):
         return "SessionBusyError"
     if issubclass(error, NotFound):

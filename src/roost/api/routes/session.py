@@ -111,7 +111,7 @@ async def abort_session(request: Request, session_id: SessionIDParam) -> Respons
     return JSONBytes(await _service(request).abort(session_id))
 
 
-@router.post("/session/{sessionID}/summarize")
+@router.post("/session/{sessionID}/summarize", responses=responses(InvalidInput, NotFound))
 async def summarize_session(
     request: Request, session_id: SessionIDParam, body: SummarizeBody
 ) -> Response:
