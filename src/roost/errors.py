@@ -27,6 +27,14 @@ class SessionNotFound(NotFound):
         self.session_id = session_id
 
 
+class CommandNotFound(NotFound):
+    """No slash command of that name (``GET /command`` lists them)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Command not found: {name}")
+        self.name = name
+
+
 class MessageNotFound(NotFound):
     def __init__(self, session_id: str, message_id: str) -> None:
         super().__init__(f"Message not found: {message_id}")

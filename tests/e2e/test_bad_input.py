@@ -254,7 +254,9 @@ def test_a_content_length_over_the_limit_is_413_before_the_body_is_sent(
         assert "connection: close" in header
         # A route that reads no body does not run either: the session is not deleted.
         sid = limited.create_session()["id"]
-        delete = f"DELETE /session/{sid} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2000000\r\n\r\n"
+        delete = (
+            f"DELETE /session/{sid} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2000000\r\n\r\n"
+        )
         status, _, _ = _status_and_body(_raw_exchange(limited.url, delete.encode(), []))
         assert status == 413
         assert [s["id"] for s in limited.get("/session").json()] == [sid]

@@ -27,3 +27,35 @@ grep and read; do not modify anything. Answer with the relevant file paths, line
 brief explanation, and nothing else."""
 
 BY_AGENT: Final = {"build": BUILD, "plan": PLAN, "general": GENERAL, "explore": EXPLORE}
+
+
+INIT_COMMAND = """\
+Look through the project at ${path} and write (or improve) an AGENTS.md at its root for \
+coding agents that will work here. Keep it short, around 150 lines at most, and specific to \
+this project:
+
+- how to install, build, lint and test, including how to run a single test;
+- the layout: what lives where, and the main modules and how they depend on each other;
+- the conventions the code follows (naming, error handling, typing, formatting, imports);
+- anything an agent would get wrong without being told.
+
+Read the README, the build and package files, CI configuration and existing agent rule files \
+(.cursorrules, .github/copilot-instructions.md, CLAUDE.md) first. If AGENTS.md exists, keep \
+what is still true and fix the rest. $ARGUMENTS
+"""
+"""Template of the built-in ``/init`` command (``${path}`` is the project directory)."""
+
+REVIEW_COMMAND = """\
+Review code changes in the project at ${path} and report problems, most important first.
+
+What to review: $ARGUMENTS
+- nothing given: the uncommitted changes (git diff and git diff --staged, and untracked files);
+- a commit hash: that commit (git show);
+- a branch name: what the branch adds over the current one (git diff HEAD...branch);
+- a pull request number or URL: that pull request, if the gh command is available.
+
+For each finding give the file and line, what is wrong, why it matters and how to fix it. Look \
+for bugs, unhandled errors, security problems, missing tests and code that does not match the \
+rest of the project. Do not change any file.
+"""
+"""Template of the built-in ``/review`` command (run as a sub-agent task)."""

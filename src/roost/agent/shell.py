@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from roost.agent.loop import TurnSink
 from roost.agent.providers.base import ToolCallRequest, Usage
@@ -23,18 +24,21 @@ USER_SHELL_NOTE = "The following tool was executed by the user"
 """The synthetic text of the user message a shell command is stored under (OpenCode's)."""
 
 
-async def run_shell(command: str, sink: TurnSink, bash: Tool) -> None:
-    """Run ``command`` as a completed (or ``error``) ``bash`` tool part through ``sink``.
+async def run_user_call(tool: Tool, arguments: dict[str, Any], sink: TurnSink) -> None:
+    """Make one call of ``tool`` for the user, as a completed (or ``error``) tool part through
+    ``sink`` in a step of its own: ``bash`` for a shell command, ``task`` for a command run
+    as a sub-agent task.
 
-    Cancellation (abort) propagates after the tool has killed the command's process group.
+    Cancellation (abort) propagates after the tool has cleaned up (killed its process group,
+    aborted its child session).
     """
-    call = ToolCallRequest(call_id=new_call_id(), name=bash.name, arguments={"command": command})
+    call = ToolCallRequest(call_id=new_call_id(), name=tool.name, arguments=arguments)
     await sink.step_started()
     await sink.tool_pending(call)
     ctx = sink.tool_context(call)
     await sink.tool_running(call)
     try:
-        result = await bash.run(bash.parse(call.arguments), ctx)
+        result = await tool.run(tool.parse(call.arguments), ctx)
     except ToolError as exc:
         await sink.tool_failed(call, exc.message)
     except asyncio.CancelledError:

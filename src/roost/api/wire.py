@@ -154,6 +154,19 @@ class ShellBody(_Wire):
     command: str = Field(min_length=1)
 
 
+class CommandBody(_Wire):
+    """``POST /session/{id}/command`` body."""
+
+    message_id: str | None = Field(default=None, alias="messageID", pattern=MessageIDPattern)
+    agent: str | None = None
+    model: str | None = None
+    """``provider/model``."""
+    arguments: str
+    command: str
+    variant: str | None = None
+    parts: list[PartInput] = Field(default_factory=list)
+
+
 class SummarizeBody(_Wire):
     """``POST /session/{id}/summarize`` body."""
 

@@ -39,6 +39,7 @@ from roost.config import (
     server_names,
     wait_policy_values,
 )
+from roost.engine.commands import load_commands
 from roost.engine.mcp import McpServers
 from roost.engine.owner import this_owner
 from roost.engine.sessions import ServiceOptions, SessionService
@@ -195,6 +196,7 @@ async def serve(settings: Settings) -> None:
             tools=builtin_tools(global_config_dir(env)),
             output_dir=settings.db_path.parent / "tool-output",
             waits=WaitPolicy(*wait_policy_values(config)),
+            commands=load_commands(config, directory, global_config_dir(env)),
             snapshots=snapshot_store(settings, config, directory, project),
         ),
         mcp=McpServers(

@@ -44,8 +44,9 @@ class PromptInput:
     no_reply: bool = False
     system: str | None = None
     tools: dict[str, bool] | None = None
-    shell: str | None = None
-    """A user's shell command: the run executes it instead of a model turn."""
+    call: dict[str, Any] | None = None
+    """A tool call the user asked for, ``{"tool", "input"}`` (a ``!cmd`` shell command, a
+    command's sub-agent task): the run makes it instead of a model turn."""
 
 
 @dataclass(frozen=True)
@@ -126,8 +127,8 @@ async def admit_prompt(
         "system": prompt.system,
         "tools": prompt.tools,
     }
-    if prompt.shell is not None:
-        request["shell"] = prompt.shell
+    if prompt.call is not None:
+        request["call"] = prompt.call
     run_id = None if prompt.no_reply else new_run_id()
 
     # Only ids a client chose can already be taken: minted ones are new by construction

@@ -211,8 +211,9 @@ async def recover_run(
                     {"sessionID": session_id, "requestID": request.id},
                 )
         count = _bump_recoveries(tx.conn, run_id)
-        # A user's shell command is never run again by itself: it may have had effects.
-        shell = "shell" in run.request
+        # A call the user made (a shell command, a command's task) is never made again by
+        # itself: it may have had effects.
+        shell = "call" in run.request
         resumed = count <= max_recoveries and not shell
         if resumed:
             runs.set_status(tx.conn, run_id, runs.QUEUED)

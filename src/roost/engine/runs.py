@@ -39,7 +39,7 @@ from roost.agent.catalog import AgentConfig, Catalog
 from roost.agent.loop import RetryPolicy, TurnOptions, run_turn
 from roost.agent.providers.base import ModelRequest
 from roost.agent.providers.registry import ProviderRegistry
-from roost.agent.shell import run_shell
+from roost.agent.shell import run_user_call
 from roost.agent.tools.base import SubtaskResult, Tool
 from roost.engine import chaos, daemons, permissions
 from roost.engine.compaction import Compactions
@@ -66,7 +66,7 @@ from roost.store.event_log import Tx, now_ms
 
 T = TypeVar("T")
 ALLOW_ALL: Final = [permissions.Rule(permission="*", pattern="*", action="allow")]
-"""The rules of a user's shell command."""
+"""The rules of a call the user made (``PromptInput.call``)."""
 log = logging.getLogger(__name__)
 
 OUTCOME_RETRY_FIRST_S = 0.1
@@ -622,8 +622,9 @@ class RunManager:
 
         rows, session_json = await self._db.read(read)
         session_info = orjson.loads(session_json) if session_json else {}
-        # A user's own shell command asks no permission: the user typed it (as in OpenCode).
-        rules = self._rules(agent, session_info) if "shell" not in request else [*ALLOW_ALL]
+        # A call the user made (a shell command, a command's task) asks no permission: the
+        # user asked for it (as in OpenCode).
+        rules = self._rules(agent, session_info) if "call" not in request else [*ALLOW_ALL]
 
         def offered(available: dict[str, Tool]) -> dict[str, Tool]:
             return {
@@ -652,8 +653,9 @@ class RunManager:
             forget_process=self._forget_process,
         )
         writer.context_factory = lambda call: EngineToolContext(scope, call)
-        if request.get("shell") is not None:
-            await run_shell(str(request["shell"]), writer, self._tools["bash"])
+        if request.get("call") is not None:
+            call = request["call"]
+            await run_user_call(self._tools[call["tool"]], call["input"], writer)
             return
         system = history.system_prompt(
             agent_prompt=agent.prompt,

@@ -24,6 +24,7 @@ from roost.agent.tools.base import SubtaskResult, Tool, ToolError
 from roost.engine import chaos
 from roost.engine.admission import Admitted, PromptInput, admit_prompt
 from roost.engine.broadcaster import Broadcaster, Subscription
+from roost.engine.commands import Command, expand
 from roost.engine.file_changes import FileChanges
 from roost.engine.mcp import McpServers
 from roost.engine.owner import this_owner
@@ -34,6 +35,7 @@ from roost.engine.summarize import admit_compaction, compaction_outcome
 from roost.engine.titles import TitleWriter
 from roost.engine.tool_context import WaitPolicy
 from roost.errors import (
+    CommandNotFound,
     InvalidInput,
     MessageNotFound,
     PartInUse,
@@ -75,6 +77,8 @@ class ServiceOptions:
     waits: WaitPolicy = field(default_factory=WaitPolicy)
     snapshots: SnapshotStore | None = None
     """The project's file snapshots; None keeps none (revert then only hides messages)."""
+    commands: dict[str, Command] = field(default_factory=dict)
+    """Slash commands by name (``engine/commands.py``)."""
 
 
 class SessionService:
@@ -509,7 +513,7 @@ class SessionService:
         chaos.cut("after-admission")
         if admitted.run_id is not None:
             self.runs.kick(session_id)
-            if admitted.session is not None and admitted.model is not None and not prompt.shell:
+            if admitted.session is not None and admitted.model is not None and not prompt.call:
                 text = "\n".join(p.get("text", "") for p in prompt.parts if p.get("type") == "text")
                 self.titles.schedule(session_id, admitted.session, text, admitted.model)
         return admitted
@@ -557,9 +561,88 @@ class SessionService:
             agent=agent,
             provider_id=provider_id,
             model_id=model_id,
-            shell=command,
+            call={"tool": "bash", "input": {"command": command}},
         )
         return await self.prompt(session_id, prompt)
+
+    def list_commands(self) -> list[dict[str, Any]]:
+        """Every slash command, as OpenAPI ``Command`` objects."""
+        return [c.to_wire() for c in self.options.commands.values()]
+
+    async def command(
+        self,
+        session_id: str,
+        name: str,
+        arguments: str,
+        *,
+        agent: str | None = None,
+        model: str | None = None,
+        message_id: str | None = None,
+        parts: list[dict[str, Any]] | None = None,
+    ) -> MessageRow:
+        """Run a slash command as a prompt and return the last assistant message.
+
+        The template is expanded (``commands.expand``). The command's own ``agent`` and
+        ``model`` win over the request's. A ``subtask`` command, or one whose agent is a
+        sub-agent, runs as a ``task`` call made for the user in a child session (with that
+        sub-agent, else ``general``), as OpenCode does; the result is its task tool part.
+        Emits ``command.executed``.
+
+        Raises:
+            CommandNotFound: No command of that name.
+            SessionNotFound, UnknownAgent, UnknownModel, InvalidInput: As for a prompt.
+        """
+        found = self.options.commands.get(name)
+        if found is None:
+            raise CommandNotFound(name)
+        await self.get_session(session_id)
+        text, files = await expand(found.template, arguments, Path(self.options.directory))
+        chosen = self.catalog.agent(found.agent or agent)
+        pair = (found.model or model or "").split("/", 1)
+        provider_id, model_id = (pair[0], pair[1]) if len(pair) == 2 else (None, None)
+        prompt_parts = [{"type": "text", "text": text}, *files, *(parts or [])]
+        if found.subtask or chosen.mode == "subagent":
+            sub_agent = chosen.name if chosen.mode != "primary" else "general"
+            task = {
+                "description": found.description or name,
+                "prompt": text,
+                "subagent_type": sub_agent,
+                "command": name,
+            }
+            primary = self.catalog.agent(agent if chosen.mode == "subagent" else chosen.name)
+            prompt = PromptInput(
+                parts=prompt_parts,
+                message_id=message_id,
+                agent=primary.name if primary.mode != "subagent" else None,
+                provider_id=provider_id,
+                model_id=model_id,
+                call={"tool": "task", "input": task},
+            )
+        else:
+            prompt = PromptInput(
+                parts=prompt_parts,
+                message_id=message_id,
+                agent=chosen.name,
+                provider_id=provider_id,
+                model_id=model_id,
+            )
+        reply = await self.prompt(session_id, prompt)
+        user_id = orjson.loads(reply.info).get("parentID") or reply.id
+
+        def announce(tx: Tx) -> None:
+            tx.append(
+                session_id,
+                ev.COMMAND_EXECUTED,
+                {
+                    "name": name,
+                    "sessionID": session_id,
+                    "arguments": arguments,
+                    "messageID": user_id,
+                },
+            )
+
+        await self.db.write(announce)
+        return reply
 
     async def _last_reply(self, session_id: str, user_message_id: str) -> MessageRow | None:
         rows = await self.list_messages(session_id)

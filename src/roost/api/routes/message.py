@@ -12,6 +12,7 @@ from roost.api.boundary import BoundaryRoute
 from roost.api.errors import responses
 from roost.api.responses import JSONBytes, message_json, raw_json, raw_json_array
 from roost.api.wire import (
+    CommandBody,
     CountQuery,
     MessageIDPattern,
     PartInput,
@@ -94,6 +95,21 @@ async def delete_message(
 async def prompt(request: Request, session_id: SessionIDParam, body: PromptBody) -> Response:
     """Send a prompt and answer with the assistant message once its turn ends."""
     row = await _service(request).prompt(session_id, await _prompt_input(body))
+    return raw_json(message_json(row.info, row.parts))
+
+
+@router.post("/session/{sessionID}/command", responses=responses(InvalidInput, NotFound))
+async def command(request: Request, session_id: SessionIDParam, body: CommandBody) -> Response:
+    """Run a slash command; answer with the last assistant message once it has ended."""
+    row = await _service(request).command(
+        session_id,
+        body.command,
+        body.arguments,
+        agent=body.agent,
+        model=body.model,
+        message_id=body.message_id,
+        parts=[p.model_dump(by_alias=True, exclude_none=True) for p in body.parts],
+    )
     return raw_json(message_json(row.info, row.parts))
 
 

@@ -124,6 +124,6 @@ async def current_project(request: Request) -> Response:
 
 
 @router.get("/command")
-async def list_commands() -> Response:
-    """Slash commands (none are configured yet)."""
-    return JSONBytes([])
+async def list_commands(request: Request) -> Response:
+    """Slash commands: the built-ins, config ``command`` entries and command files."""
+    return JSONBytes(_service(request).list_commands())
