@@ -117,3 +117,15 @@ def test_opencode_run_attach_with_a_file_sends_its_content_to_the_model(
     [user] = [m for m in llm.requests[-1]["messages"] if m["role"] == "user"]
     assert "describe the file" in user["content"]
     assert "the launch code is 4096" in user["content"]
+
+
+def test_opencode_run_attach_runs_the_init_command(
+    server: RoostServer, llm: ScriptedLLM, tmp_path: Path
+) -> None:
+    llm.enqueue(text_turn("AGENTS.md written"))
+    done = opencode_run(server, tmp_path, "--command", "init", "keep it short")
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "AGENTS.md written" in done.stdout
+    [user] = [m for m in llm.requests[-1]["messages"] if m["role"] == "user"]
+    assert "AGENTS.md" in user["content"] and str(server.directory) in user["content"]
+    assert "keep it short" in user["content"]
