@@ -157,3 +157,17 @@ def test_every_valid_permission_form_is_accepted(make_server: Any, llm: Scripted
     server.prompt(server.create_session()["id"], "hi")
     offered = {t["function"]["name"] for t in llm.requests[-1].get("tools", [])}
     assert "bash" in offered and "webfetch" not in offered
+
+
+@pytest.mark.parametrize(("config", "written"), [({}, False), ({"permission": "allow"}, True)])
+def test_a_config_allow_all_lifts_the_plan_agents_edit_deny_as_in_opencode(
+    make_server: Any, llm: ScriptedLLM, config: dict[str, Any], written: bool
+) -> None:
+    srv = make_server(**config)
+    target = srv.directory / "plan-wrote.txt"
+    llm.enqueue(tool_turn("write", {"filePath": str(target), "content": "x"}), text_turn("ok"))
+    sid = srv.create_session()["id"]
+    srv.prompt(sid, "write it", agent="plan")
+    offered = {t["function"]["name"] for t in llm.requests[0].get("tools", [])}
+    assert ("write" in offered) is written
+    assert target.exists() is written

@@ -90,8 +90,10 @@ class AgentConfig:
     steps: int | None = None
     native: bool = True
     hidden: bool = False
+    defaults: list[Rule] = field(default_factory=list)
+    """The built-in agent's own rules (plan denies edits, …)."""
     permission: list[Rule] = field(default_factory=list)
-    """The agent's own rules (built-in ones first, then its config ``permission``)."""
+    """The agent's config ``permission`` (``agent.<name>.permission``)."""
 
     def to_wire(self) -> dict[str, Any]:
         """The ``Agent`` object served by ``GET /agent``."""
@@ -99,7 +101,7 @@ class AgentConfig:
             "name": self.name,
             "mode": self.mode,
             "native": self.native,
-            "permission": self.permission,
+            "permission": [*self.defaults, *self.permission],
             "options": {},
         }
         if self.description:
@@ -131,21 +133,21 @@ _BUILTIN_AGENTS: Final = (
         "primary",
         "Plans without changing files: edits are denied.",
         prompt=prompts.PLAN,
-        permission=_AGENT_RULES["plan"],
+        defaults=_AGENT_RULES["plan"],
     ),
     AgentConfig(
         "general",
         "subagent",
         "A general-purpose sub-agent for multi-step tasks.",
         prompt=prompts.GENERAL,
-        permission=_AGENT_RULES["general"],
+        defaults=_AGENT_RULES["general"],
     ),
     AgentConfig(
         "explore",
         "subagent",
         "A fast sub-agent that searches and reads the codebase.",
         prompt=prompts.EXPLORE,
-        permission=_AGENT_RULES["explore"],
+        defaults=_AGENT_RULES["explore"],
     ),
 )
 
@@ -395,6 +397,7 @@ def _agents(config: dict[str, Any]) -> dict[str, AgentConfig]:
             steps=entry.get("steps") or entry.get("maxSteps"),
             native=base is not None,
             hidden=bool(entry.get("hidden", False)),
+            defaults=base.defaults if base else [],
             permission=[
                 *(base.permission if base else []),
                 *from_config(entry.get("permission"), where=f"agent.{name}.permission"),

@@ -712,7 +712,10 @@ class RunManager:
         return result
 
     def _rules(self, agent: AgentConfig, session_info: dict[str, Any]) -> list[permissions.Rule]:
-        """The run's rules, in evaluation order (``engine/permissions.py``).
+        """The run's rules, in evaluation order (``engine/permissions.py``), merged as
+        OpenCode 1.18.34 merges them: the defaults, the built-in agent's own rules, the
+        config's top-level ``permission`` (so a config ``"*": "allow"`` lifts plan's edit
+        deny), the config's rules for the agent, then the session's.
 
         Raises:
             InvalidPermissionRule: The session's stored rules are malformed (written before
@@ -720,6 +723,7 @@ class RunManager:
         """
         return [
             *permissions.DEFAULT_RULES,
+            *agent.defaults,
             *self._catalog.permission,
             *agent.permission,
             *permissions.ruleset(session_info.get("permission"), where="session permission"),
