@@ -21,12 +21,13 @@ serve: install
 compat-install:
 	cd tests/compat && npm ci $(NPM_FLAGS)
 
-# Debian's Chromium, for the browser tests (tests/e2e/test_browser_origins.py); installed when
-# running as root (CI is root), else those tests skip and say how to install it.
+# Debian's Chromium (tests/e2e/test_browser_origins.py) and tmux (the TUI tests,
+# tests/compat/test_tui.py); installed when running as root (CI is root), else those tests
+# skip and say what is missing.
 browser-install:
-	@command -v chromium >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || { \
+	@{ command -v chromium && command -v tmux; } >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || { \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-		apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+		apt-get install -y -qq --no-install-recommends chromium tmux >/dev/null; }
 
 test: install compat-install browser-install
 	$(BIN)/ruff format --check src tests bench
