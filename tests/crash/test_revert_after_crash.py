@@ -60,8 +60,9 @@ def test_revert_restores_a_step_cut_by_sigkill_in_the_middle_of_its_tool(
 ) -> None:
     (project / "a.txt").write_text("original\n")
     (project / "b.txt").write_text("deleted by the tool\n")
-    marker = tmp_path / "changed"
-    command = f"echo changed > a.txt && rm b.txt && touch {marker} && sleep 60"
+    # Inside the project: a path outside would make bash ask external_directory first.
+    marker = project / "changed"
+    command = "echo changed > a.txt && rm b.txt && touch changed && sleep 60"
     llm.enqueue(tool_turn("bash", {"command": command}))
     sid = server.create_session()["id"]
     _start(server, sid)
