@@ -73,6 +73,23 @@ def kill_tagged(owned: Callable[[str], bool]) -> int:
     return len(targets)
 
 
+def group_running(pgid: int) -> bool:
+    """Whether any process of group ``pgid`` still runs: a zombie does not (it has died and
+    waits for a parent that may never reap it, as an orphan of a crashed server under a
+    container's init may wait forever). Reads ``/proc/<pid>/stat`` (state, pgrp)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
 def _running(pid: int) -> bool:
     """Whether ``pid`` exists and is not a zombie (a zombie has already died)."""
     try:

@@ -340,7 +340,7 @@ def kill_group(group: processes.ProcessRow) -> bool:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(group.pgid, signal.SIGTERM)
     deadline = time.monotonic() + KILL_GRACE_S
-    while time.monotonic() < deadline and group_alive(group.pgid):
+    while time.monotonic() < deadline and daemons.group_running(group.pgid):
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(group.pgid, signal.SIGKILL)
