@@ -47,6 +47,14 @@ _DAEMON = (
 )
 
 
+def _start_daemon(server: RoostServer, llm: ScriptedLLM) -> int:
+    """A turn whose bash call leaves a daemon behind; returns the daemon's pid."""
+    llm.enqueue(tool_turn("bash", {"command": _DAEMON}), text_turn("started"))
+    sid = server.create_session()["id"]
+    server.prompt(sid, "start a daemon")
+    return int(_tool_state(server, sid)["output"].strip())
+
+
 def test_a_tool_command_holds_only_stdin_stdout_and_stderr(
     server: RoostServer, llm: ScriptedLLM
 ) -> None:
@@ -67,13 +75,7 @@ def test_a_tool_command_holds_only_stdin_stdout_and_stderr(
 def test_a_daemonized_tool_process_is_killed_when_the_server_stops(
     server: RoostServer, llm: ScriptedLLM
 ) -> None:
-    llm.enqueue(
-        tool_turn("bash", {"command": _DAEMON}),
-        text_turn("started"),
-    )
-    sid = server.create_session()["id"]
-    server.prompt(sid, "start a daemon")
-    pid = int(_tool_state(server, sid)["output"].strip())
+    pid = _start_daemon(server, llm)
     try:
         assert _alive(pid), "the daemon outlives its call, as documented"
         assert server.terminate() in (0, -signal.SIGTERM)
@@ -85,13 +87,7 @@ def test_a_daemonized_tool_process_is_killed_when_the_server_stops(
 def test_a_daemonized_tool_process_is_killed_by_recovery_after_a_crash(
     server: RoostServer, llm: ScriptedLLM
 ) -> None:
-    llm.enqueue(
-        tool_turn("bash", {"command": _DAEMON}),
-        text_turn("started"),
-    )
-    sid = server.create_session()["id"]
-    server.prompt(sid, "start a daemon")
-    pid = int(_tool_state(server, sid)["output"].strip())
+    pid = _start_daemon(server, llm)
     try:
         server.kill()
         time.sleep(0.3)
