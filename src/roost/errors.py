@@ -57,6 +57,13 @@ class InvalidInput(RoostError):
         self.field = field
 
 
+class NotSupported(InvalidInput):
+    """A route OpenCode has for a feature Roost does not offer (a clear 400, not a 404)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+
 class UnknownAgent(InvalidInput):
     def __init__(self, agent: str, known: list[str]) -> None:
         super().__init__(

@@ -228,3 +228,25 @@ def test_rejecting_a_permission_ends_the_turn(
     assert part["state"]["status"] == "error" and "rejected" in part["state"]["error"]
     assert not (server.directory / "made-anyway").exists()
     assert len(llm.requests) == 1, "no model request after the rejection"
+
+
+def test_the_at_picker_lists_matching_files(tui: Tui, server: RoostServer) -> None:
+    (server.directory / "src").mkdir()
+    (server.directory / "src" / "picker_target.py").write_text("x = 1\n")
+    tui.type("look at @picker_tar", enter=False)
+    tui.wait_for("src/picker_target.py")
+
+
+def test_diff_opens_the_changes_without_crashing(tui: Tui, server: RoostServer) -> None:
+    project = server.directory
+    (project / "tracked.txt").write_text("before\n")
+    for args in (["init", "-q"], ["add", "tracked.txt"], ["commit", "-q", "-m", "one"]):
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=project, check=True
+        )
+    (project / "tracked.txt").write_text("after\n")
+    tui.type("/diff", enter=False)
+    tui.wait_for("diff")
+    tui.press("Enter")
+    screen = tui.wait_for("tracked.txt")
+    assert "crashed" not in screen

@@ -197,6 +197,7 @@ async def serve(settings: Settings) -> None:
             output_dir=settings.db_path.parent / "tool-output",
             waits=WaitPolicy(*wait_policy_values(config)),
             commands=load_commands(config, directory, global_config_dir(env)),
+            config_dir=global_config_dir(env),
             snapshots=snapshot_store(settings, config, directory, project),
         ),
         mcp=McpServers(

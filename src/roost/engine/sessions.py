@@ -21,11 +21,13 @@ from roost.agent.loop import RetryPolicy
 from roost.agent.providers.registry import ProviderRegistry
 from roost.agent.shell import USER_SHELL_NOTE
 from roost.agent.tools.base import SubtaskResult, Tool, ToolError
+from roost.agent.tools.skill import discover_skills
 from roost.engine import chaos
 from roost.engine.admission import Admitted, PromptInput, admit_prompt
 from roost.engine.broadcaster import Broadcaster, Subscription
 from roost.engine.commands import Command, expand
 from roost.engine.file_changes import FileChanges
+from roost.engine.files import ProjectFiles
 from roost.engine.mcp import McpServers
 from roost.engine.owner import this_owner
 from roost.engine.requests import RequestBroker
@@ -79,6 +81,8 @@ class ServiceOptions:
     """The project's file snapshots; None keeps none (revert then only hides messages)."""
     commands: dict[str, Command] = field(default_factory=dict)
     """Slash commands by name (``engine/commands.py``)."""
+    config_dir: Path | None = None
+    """The global OpenCode config folder (``~/.config/opencode``): skills, commands."""
 
 
 class SessionService:
@@ -119,6 +123,8 @@ class SessionService:
         self._files = FileChanges(options.snapshots) if options.snapshots else None
         self.runs.run_subtask = self.run_subtask
         self.titles = TitleWriter(db, catalog, providers)
+        self.files = ProjectFiles(Path(options.directory))
+        """The project's files and version control, for the file and VCS routes."""
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -564,6 +570,20 @@ class SessionService:
             call={"tool": "bash", "input": {"command": command}},
         )
         return await self.prompt(session_id, prompt)
+
+    def list_skills(self) -> list[dict[str, Any]]:
+        """The skills the ``skill`` tool can load (``GET /skill``: name, description, location,
+        content)."""
+        found = discover_skills(Path(self.options.directory), self.options.config_dir or Path())
+        return [
+            {
+                "name": s.name,
+                "description": s.description,
+                "location": str(s.path),
+                "content": s.body,
+            }
+            for s in found.values()
+        ]
 
     def list_commands(self) -> list[dict[str, Any]]:
         """Every slash command, as OpenAPI ``Command`` objects."""
