@@ -41,8 +41,9 @@ def test_sigkill_during_an_mcp_call_then_restart_leaves_no_orphan_and_an_idle_se
         wait_for(running, what="the MCP call running")
         (first,) = pids = [int(p) for p in pid_file.read_text().split()]
         port = server.port
-        server.kill()
-        assert alive(first), "SIGKILL of roost leaves its MCP server running (its own group)"
+        server.kill()  # the MCP server, in its own group, outlives it: only a recovery kills it
+        # (no check that it survived: any Roost starting on this host, a parallel test's
+        # included, kills the tagged processes of dead servers)
 
         restarted_at = time.monotonic()
         server.start()

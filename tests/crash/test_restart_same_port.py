@@ -54,7 +54,8 @@ def test_restart_on_the_same_port_after_sigkill_with_tools_running(
     port = server.port
     try:
         server.kill()
-        assert all(_alive(pid) for pid in pids), "SIGKILL leaves the tool processes running"
+        # No check that they survived the SIGKILL: the start-up recovery of any other Roost
+        # on this host (a parallel test) may already have killed them, as it should.
 
         server.start()  # same port and database; fails if anything still holds the port
         assert server.port == port

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -89,9 +88,8 @@ def test_a_daemonized_tool_process_is_killed_by_recovery_after_a_crash(
 ) -> None:
     pid = _start_daemon(server, llm)
     try:
-        server.kill()
-        time.sleep(0.3)
-        assert _alive(pid), "SIGKILL runs no clean-up: the daemon is still there"
+        server.kill()  # runs no clean-up: only a recovery can kill the daemon now
+        # (that of any Roost starting on this host, a parallel test's included)
         server.start()
         wait_for(lambda: not _alive(pid), timeout_s=5, what="recovery to kill the daemon")
     finally:
