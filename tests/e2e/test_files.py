@@ -125,3 +125,9 @@ def test_routes_the_tui_calls_at_start_answer_with_opencodes_shapes(server: Roos
     assert refused.status_code == 400 and "not supported" in refused.json()["data"]["message"]
     assert server.get("/vcs").json() == {}  # not a git repository
     assert server.get("/vcs/diff", params={"mode": "git"}).json() == []
+
+
+def test_a_file_name_that_is_not_utf8_is_listed_not_a_500(server: RoostServer) -> None:
+    os.close(os.open(bytes(server.directory) + b"/caf\xe9.txt", os.O_CREAT | os.O_WRONLY))
+    names = [n["name"] for n in server.get("/file", params={"path": ""}).json()]
+    assert "caf\ufffd.txt" in names

@@ -35,6 +35,8 @@ _EXAMPLES = 30
 on two cores."""
 
 _STREAMS = {"/event", "/global/event"}
+_RUNS_COMMANDS = {"/session/{sessionID}/shell"}
+"""Generated bodies there are shell commands Roost would run on this machine: not sent."""
 
 CHECKS = [
     not_a_server_error,
@@ -83,7 +85,7 @@ def test_every_operation_answers_as_documented_and_never_with_a_5xx(server: Roos
     for result in schema.get_all_operations():
         if isinstance(result, Err):
             raise result.err()
-        if result.ok().path not in _STREAMS:
+        if result.ok().path not in _STREAMS | _RUNS_COMMANDS:
             operations.append(result.ok())
     sent = 0
     failures: list[str] = []

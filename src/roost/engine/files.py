@@ -44,9 +44,12 @@ class ProjectFiles:
         """``path`` (relative to the project, or absolute) as an absolute path inside it.
 
         Raises:
-            InvalidInput: It resolves outside the project.
+            InvalidInput: It resolves outside the project, or cannot be resolved at all.
         """
-        candidate = (self.root / path).resolve()
+        try:
+            candidate = (self.root / path).resolve()
+        except (ValueError, OSError) as exc:  # a NUL byte, a loop of symlinks, …
+            raise InvalidInput(f"not a usable path: {path!r} ({exc})", field="path") from exc
         if candidate != self.root and self.root not in candidate.parents:
             raise InvalidInput(f"{path} is outside the project directory", field="path")
         return candidate
@@ -144,9 +147,9 @@ class ProjectFiles:
         ignored = await self._ignored(names)
         nodes: list[dict[str, Any]] = [
             {
-                "name": entry.name,
-                "path": name,
-                "absolute": str(entry),
+                "name": _printable(entry.name),
+                "path": _printable(name),
+                "absolute": _printable(str(entry)),
                 "type": "directory" if is_dir else "file",
                 "ignored": entry.name == ".git" or name in ignored,
             }
@@ -219,8 +222,8 @@ class ProjectFiles:
             stderr=asyncio.subprocess.DEVNULL,
         )
         async with asyncio.timeout(GIT_TIMEOUT_S):
-            out, _ = await proc.communicate("\n".join(names).encode())
-        return set(out.decode(errors="replace").splitlines())
+            out, _ = await proc.communicate("\n".join(names).encode(errors="surrogateescape"))
+        return set(out.decode(errors="surrogateescape").splitlines())
 
     async def is_repository(self) -> bool:
         """Whether the project is in a git work tree."""
@@ -313,6 +316,12 @@ class ProjectFiles:
                     _, patch = await self._git("diff", f"-U{context}", base, "--", name)
                 change["patch"] = patch
         return [changes[name] for name in sorted(changes)]
+
+
+def _printable(name: str) -> str:
+    """A file name as JSON can carry it: bytes that are not UTF-8 (kept by Python as lone
+    surrogates) become U+FFFD."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _read_text(path: Path) -> str:
