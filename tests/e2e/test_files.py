@@ -121,8 +121,8 @@ def test_routes_the_tui_calls_at_start_answer_with_opencodes_shapes(server: Roos
     project = server.get("/project/current").json()["id"]
     directories = server.get(f"/project/{project}/directories").json()
     validate(directories, "ProjectDirectories")
-    refused = server.post(f"/experimental/project/{project}/copy/refresh")
-    assert refused.status_code == 400 and "not supported" in refused.json()["data"]["message"]
+    # A no-op the TUI's /move dialog calls before listing directories.
+    assert server.post(f"/experimental/project/{project}/copy/refresh").status_code == 204
     assert server.get("/vcs").json() == {}  # not a git repository
     assert server.get("/vcs/diff", params={"mode": "git"}).json() == []
 

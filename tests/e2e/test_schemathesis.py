@@ -100,5 +100,6 @@ def test_every_operation_answers_as_documented_and_never_with_a_5xx(server: Roos
     )
     assert len(operations) >= 30
     assert sent >= len(operations) * 2
-    assert not failures, "\n\n".join(failures[:10])
+    errors = [line for line in server.log_lines if "ERROR" in line or "Traceback" in line]
+    assert not failures, "\n\n".join(failures[:10]) + "\n\nserver log:\n" + "".join(errors[-20:])
     assert server.get("/global/health").json()["healthy"] is True

@@ -11,6 +11,7 @@ import json
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 # jsonschema ships no type stubs, and types-jsonschema is not a dependency.
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
@@ -60,3 +61,30 @@ def validate_event(frame: dict[str, Any], component: str) -> None:
     resource = Resource.from_contents(spec(), default_specification=DRAFT202012)
     registry: Registry[Any] = Registry().with_resource(_SPEC_URI, resource)
     Draft202012Validator({"$ref": pointer}, registry=registry).validate(frame["properties"])
+
+
+def _pointer_token(token: str) -> str:
+    """A JSON Pointer reference token (RFC 6901), percent-encoded for a URI fragment."""
+    return quote(token.replace("~", "~0").replace("/", "~1"), safe="~")
+
+
+@cache
+def _response_validator(method: str, path: str, status: int) -> Draft202012Validator:
+    operation = spec()["paths"][path][method.lower()]
+    if str(status) not in operation["responses"]:
+        raise KeyError(f"{method} {path} declares no {status} response in {SPEC_PATH.name}")
+    pointer = "/".join(
+        _pointer_token(t)
+        for t in ("paths", path, method.lower(), "responses", str(status), "content")
+    )
+    resource = Resource.from_contents(spec(), default_specification=DRAFT202012)
+    registry: Registry[Any] = Registry().with_resource(_SPEC_URI, resource)
+    schema = {"$ref": f"{_SPEC_URI}#/{pointer}/application~1json/schema"}
+    return Draft202012Validator(schema, registry=registry)
+
+
+def validate_response(instance: Any, method: str, path: str, status: int = 200) -> None:
+    """Raise ``jsonschema.ValidationError`` unless ``instance`` matches the JSON body schema
+    the spec declares for ``method path`` (the spec's path template, e.g.
+    ``/session/{sessionID}/diff``) answering ``status``."""
+    _response_validator(method, path, status).validate(instance)

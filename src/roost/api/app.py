@@ -23,7 +23,7 @@ from roost.api.auth import BasicAuth
 from roost.api.body_limit import DEFAULT_MAX_BODY_BYTES, BodyLimit
 from roost.api.origins import LOOPBACK_ORIGIN_REGEX, OriginGuard, OriginPolicy
 from roost.api.responses import JSONBytes
-from roost.api.routes import event, files, mcp, message, meta, requests, session
+from roost.api.routes import event, files, location, mcp, message, meta, requests, session
 from roost.engine.sessions import SessionService
 
 
@@ -80,7 +80,7 @@ def create_app(
     # FastAPI 0.165 keeps an included router as a nested router that matches each request
     # twice through it, about 40 % of the Python calls of a small request here. None of the
     # routers has a prefix or dependencies, so their routes are complete as they are.
-    routers = (session, message, event, meta, requests, mcp, files)
+    routers = (session, message, event, meta, requests, mcp, files, location)
     for module in routers:
         app.router.routes.extend(module.router.routes)
 

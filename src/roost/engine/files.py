@@ -210,7 +210,7 @@ class ProjectFiles:
         return code, out.decode(errors="replace")
 
     async def _ignored(self, names: list[str]) -> set[str]:
-        if not names:
+        if not names or not await self.is_repository():
             return set()
         proc = await asyncio.create_subprocess_exec(
             "git",

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
 from roost.api.boundary import BoundaryRoute
 from roost.api.errors import responses
 from roost.api.responses import JSONBytes
+from roost.engine import project
 from roost.engine.sessions import SessionService
-from roost.errors import InvalidInput, NotSupported
+from roost.errors import InvalidInput
 
 router = APIRouter(tags=["file"], route_class=BoundaryRoute)
 _BAD = responses(InvalidInput)
@@ -140,12 +141,40 @@ async def capabilities() -> Response:
 
 
 @router.get("/project/{projectID}/directories")
-async def project_directories(request: Request) -> Response:
-    """The project's directories: the one Roost serves."""
-    return JSONBytes([{"directory": _service(request).options.directory}])
+async def project_directories(
+    request: Request, project_id: Annotated[str, Path(alias="projectID")]
+) -> Response:
+    """The project's directories: the one Roost serves, for its own project; none for others."""
+    options = _service(request).options
+    return JSONBytes(project.directories(options.directory, options.project_id, project_id))
 
 
-@router.post("/experimental/project/{projectID}/copy/refresh", responses=_BAD)
+@router.post("/experimental/project/{projectID}/copy/refresh", status_code=204)
 async def refresh_copies() -> Response:
-    """Project copies (worktrees) are not supported."""
-    raise NotSupported("project copies are not supported by Roost")
+    """Project copies (worktrees): Roost makes none, so there is nothing to refresh. A no-op,
+    not an error: the TUI's ``/move`` dialog calls it before it lists the directories."""
+    return Response(status_code=204)
+
+
+@router.get("/experimental/console")
+async def console_state() -> Response:
+    """``ConsoleState``: no OpenCode Console org is signed in, so it manages no providers."""
+    return JSONBytes({"consoleManagedProviders": [], "switchableOrgCount": 0})
+
+
+@router.get("/experimental/resource")
+async def mcp_resources() -> Response:
+    """MCP resources by name (``McpResource``): Roost lists none."""
+    return JSONBytes({})
+
+
+@router.get("/experimental/workspace")
+async def list_workspaces() -> Response:
+    """Workspaces (``Workspace``): ``[]``, the server works in its one directory."""
+    return JSONBytes([])
+
+
+@router.get("/experimental/workspace/status")
+async def workspace_status() -> Response:
+    """Workspace connections (``WorkspaceEventConnectionStatus``): ``[]``, there are none."""
+    return JSONBytes([])
