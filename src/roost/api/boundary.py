@@ -4,7 +4,8 @@ Every route is a ``BoundaryRoute`` (``APIRouter(route_class=BoundaryRoute)``), s
 passes here once, before FastAPI validates it against the route's model:
 
 - **Size.** ``api/body_limit.py`` has already refused a body over the limit with a 413.
-- **Values.** The body is parsed by orjson, which refuses what Roost could neither store nor send
+- **Values.** The body is parsed by orjson (long strings a slice at a time, see
+  ``api/sliced_json.py``), which refuses what Roost could neither store nor send
   back: malformed UTF-8, lone surrogates (``"\\ud800"``, RFC 8259 §8.2), ``NaN``/``Infinity``
   and numbers that overflow a double. Every number must then lie in SQLite's int64 range,
   ``-2**63 <= x < 2**63``, whether it is written as an integer or not: JSON does not tell the two
@@ -36,6 +37,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from roost.api import sliced_json
 from roost.errors import MalformedBody
 
 OFF_LOOP_BYTES = 256 * 1024
@@ -61,7 +63,7 @@ def parse_json(body: bytes) -> Any:
             or a number outside ``INT64_MIN..INT64_END``.
     """
     try:
-        value = orjson.loads(body)
+        value = sliced_json.loads(body)
     except orjson.JSONDecodeError as exc:
         raise MalformedBody(exc.msg, at=f"byte {exc.pos}") from exc
     if not _numbers_in_range(value):
