@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 from sqlalchemy import Connection, text
 
 from roost.model import event as ev
+from roost.store import database
 from roost.store.database import Database
-from roost.store.event_log import Tx
+from roost.store.event_log import Tx, read_events_after
 from tests.store.builders import session_info, user_info
 from tests.store.builders import text as text_part
 
@@ -189,3 +190,34 @@ async def test_event_and_projection_rows_hold_orjsons_text_of_what_was_appended(
     assert tuple(stored["message"]) == ("text", orjson.dumps(message).decode())
     assert tuple(stored["part"]) == ("text", orjson.dumps(part).decode())
     assert tuple(stored["todo"]) == ("text", orjson.dumps([{"content": big[:100]}]).decode())
+
+
+async def test_a_large_batch_is_published_whole_then_freed_by_the_reaper(db: Database) -> None:
+    batches: list[tuple[list[Any], list[int]]] = []
+    db.on_commit = lambda events: batches.append((events, [e.seq for e in events]))
+
+    def write(tx: Tx) -> None:
+        for _ in range(database._FREE_ON_LOOP + 1):
+            _status(tx, "ses_big")
+
+    await db.write(write)  # resumes after the batch was published
+    assert [seqs for _, seqs in batches] == [list(range(1, database._FREE_ON_LOOP + 2))]
+    published = batches[0][0]
+    for _ in range(1000):  # the reaper empties the published list off the loop
+        if not published:
+            break
+        await asyncio.sleep(0.01)
+    assert published == []
+
+
+async def test_events_read_back_hold_the_stored_bytes_and_parse_when_asked(db: Database) -> None:
+    props = {"sessionID": "ses_r", "status": {"type": "busy", "note": "naïve — 😀"}}
+    written = await db.write(lambda tx: tx.append("ses_r", "session.status", props))
+    (read,) = await db.read(lambda c: read_events_after(c, 0))
+    assert (read.id, read.seq, read.type, read.data) == (
+        written.id,
+        1,
+        "session.status",
+        orjson.dumps(props),
+    )
+    assert read.properties == props

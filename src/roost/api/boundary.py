@@ -213,6 +213,13 @@ def _dismantle(decoded: Any) -> None:
                 del value[-_SLICE_ITEMS:]
 
 
+async def let_go(items: list[Any]) -> None:
+    """Empty ``items``, a list the caller is done with, in a worker thread when it is long
+    (as ``_dismantle`` does for decoded bodies), so its items are not freed on the loop."""
+    if len(items) > _SLICE_ITEMS:
+        await anyio.to_thread.run_sync(_dismantle, items)
+
+
 class _Refused:
     """A body refused in the worker thread."""
 
