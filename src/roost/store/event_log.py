@@ -22,7 +22,7 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 from roost.model.event import StoredEvent
 from roost.store import projector
 from roost.store.encoding import encode
-from roost.store.prepared import Prepared, utf8_text
+from roost.store.prepared import Prepared, utf8_bytes, utf8_text
 from roost.store.schema import event, session_head
 
 _INSERT_EVENT = Prepared(
@@ -97,27 +97,28 @@ class Tx:
         return 1
 
 
+_STORED_COLUMNS = (
+    event.c.id,
+    event.c.session_id,
+    event.c.seq,
+    event.c.type,
+    utf8_bytes(event.c.data).label("data"),
+    event.c.time_ms,
+)
+"""An event row with its JSON as bytes; ``properties`` is parsed only if asked for."""
+
+
 def read_events_after(conn: Connection, after_id: int, *, limit: int = 1000) -> list[StoredEvent]:
     """Committed events with global ``id > after_id``, oldest first (at most ``limit``)."""
     rows = conn.execute(
-        select(event).where(event.c.id > after_id).order_by(event.c.id).limit(limit)
+        select(*_STORED_COLUMNS).where(event.c.id > after_id).order_by(event.c.id).limit(limit)
     ).all()
-    return [
-        StoredEvent(
-            r.id, r.session_id, r.seq, r.type, orjson.loads(r.data), r.data.encode(), r.time_ms
-        )
-        for r in rows
-    ]
+    return [StoredEvent(r.id, r.session_id, r.seq, r.type, None, r.data, r.time_ms) for r in rows]
 
 
 def read_session_events(conn: Connection, session_id: str) -> list[StoredEvent]:
     """Every event of one session, in ``seq`` order."""
     rows = conn.execute(
-        select(event).where(event.c.session_id == session_id).order_by(event.c.seq)
+        select(*_STORED_COLUMNS).where(event.c.session_id == session_id).order_by(event.c.seq)
     ).all()
-    return [
-        StoredEvent(
-            r.id, r.session_id, r.seq, r.type, orjson.loads(r.data), r.data.encode(), r.time_ms
-        )
-        for r in rows
-    ]
+    return [StoredEvent(r.id, r.session_id, r.seq, r.type, None, r.data, r.time_ms) for r in rows]

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import BindParameter, Column, Connection, Table, Text, bindparam
+from sqlalchemy import BindParameter, Column, Connection, LargeBinary, Table, Text, bindparam
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
@@ -121,6 +121,35 @@ def _utf8_text_postgresql(element: _Utf8Text, compiler: SQLCompiler, **kw: Any) 
 def utf8_text(name: str) -> ColumnElement[str]:
     """A bind parameter ``name`` that takes UTF-8 ``bytes`` and stores them as text."""
     return _Utf8Text(bindparam(name))
+
+
+class _Utf8Bytes(ColumnElement[bytes]):
+    """A text column read as its UTF-8 bytes (see ``utf8_bytes``)."""
+
+    inherit_cache = True
+    type = LargeBinary()
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, column: ColumnElement[str]) -> None:
+        self.column = column
+
+
+@compiles(_Utf8Bytes)
+def _utf8_bytes_sqlite(element: _Utf8Bytes, compiler: SQLCompiler, **kw: Any) -> str:
+    # A TEXT value cast to BLOB is its bytes in the database encoding (UTF-8), unchanged.
+    return f"CAST({compiler.process(element.column, **kw)} AS BLOB)"
+
+
+@compiles(_Utf8Bytes, "postgresql")
+def _utf8_bytes_postgresql(element: _Utf8Bytes, compiler: SQLCompiler, **kw: Any) -> str:
+    # A CAST to bytea would read backslashes in the text as escapes.
+    return f"convert_to({compiler.process(element.column, **kw)}, 'UTF8')"
+
+
+def utf8_bytes(column: ColumnElement[str]) -> ColumnElement[bytes]:
+    """``column``'s text as UTF-8 ``bytes``: what the driver copies, rather than decoding it to
+    ``str`` for the caller to encode again."""
+    return _Utf8Bytes(column)
 
 
 def upsert(table: Table, key: Column[Any], *, utf8: tuple[str, ...] = ()) -> Prepared:
