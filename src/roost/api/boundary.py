@@ -239,6 +239,13 @@ class _CollectorPause:
     the collector paused they are freed by reference counting when the request ends, and the
     next collection walks a small heap again. A request holds the pause until it ends or for
     ``_MAX_PAUSE_S``, whichever comes first. Only used on the event loop.
+
+    Objects allocated during the pause stay in the youngest generation, however many, and some
+    are still alive when it ends (a committed batch the store's reaper is still freeing): the
+    first young collection after it walked them all on the loop, 35-80 ms after a 100k-part
+    prompt. So the pause ends by moving every tracked object to the oldest generation,
+    ``gc.freeze()`` then ``gc.unfreeze()`` (two list splices, no walk); what is still garbage
+    then waits for the next full collection. Roost freezes nothing else.
     """
 
     def __init__(self, max_pause_s: float = _MAX_PAUSE_S) -> None:
@@ -256,6 +263,8 @@ class _CollectorPause:
                 released = True
                 self._holders -= 1
                 if self._holders == 0:
+                    gc.freeze()
+                    gc.unfreeze()
                     gc.enable()
 
         self._holders += 1
