@@ -114,3 +114,15 @@ def test_a_body_of_short_strings_only_is_parsed_in_one_call() -> None:
     body = orjson.dumps({"parts": parts})
     assert not sliced_json._has_candidate_window(body, sliced_json.LONG_BYTES // 2)
     assert loads(body) == {"parts": parts}
+
+
+@pytest.mark.parametrize("window_bytes", [8, 64, 4096])
+def test_a_long_string_of_escaped_quotes_is_scanned_window_by_window(window_bytes: int) -> None:
+    # Hundreds of escaped quotes (and backslash runs before them) in one string, then short
+    # strings again: the scan skips whole windows of escaped quotes and must still find the
+    # exact end of each string.
+    code = 'print("a \\\\" + \'b\') \\\\\\" x = {"k": "v\\\\\\\\"}\n'
+    value = [{"text": code * 500}, {"t": "short"}, "x" * 9, {"text": 'q"' * 300}]
+    for ascii_only in (True, False):
+        body = _written(value, ascii_only, None)
+        assert loads(body, long_bytes=2 * window_bytes, slice_bytes=7) == value

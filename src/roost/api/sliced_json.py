@@ -13,7 +13,8 @@ an even number of backslashes closes it (RFC 8259 §7). That costs a Python step
 body is scanned only if some aligned window of ``LONG_BYTES / 2`` has no quote but escaped ones
 (``\\"``), as a window inside a long literal has: bodies of short strings only (a prompt of 100k
 short parts) are parsed in one call as before. Inside a long literal, whole windows without a
-closing quote are skipped with ``bytes.count``. Object keys are left in the body.
+closing quote are skipped with ``bytes.count``, so the scan stays linear. Object keys are left
+in the body.
 
 **Cutting a literal.** A slice ends just before a byte that, in valid JSON string text, is always
 a character of its own: printable ASCII other than a letter, a digit, ``"``, ``\\`` or ``/``
@@ -46,6 +47,8 @@ _BACKSLASH = 0x5C
 _SAFE_END = re.compile(rb"[ !#-.:-@\[\]-`{-~]")
 """Bytes a slice may end before: printable ASCII but letters, digits, ``"``, ``\\`` and ``/``."""
 _KEY_AFTER = re.compile(rb"[ \t\n\r]*:")
+_ESCAPED_BEFORE_SKIPPING = 64
+"""Escaped quotes one string may hold before the scan looks for whole windows to skip."""
 _SEARCH_BYTES = 4096
 """How far past the target length to look for a slice end in one call."""
 
@@ -119,26 +122,39 @@ def _long_literals(body: bytes, long_bytes: int, window: int) -> list[tuple[int,
 
 
 def _closing_quote(body: bytes, start: int, window: int) -> int:
-    """The offset of the ``"`` closing the string whose text starts at ``start``, or -1."""
-    size = len(body)
+    """The offset of the ``"`` closing the string whose text starts at ``start``, or -1.
+
+    Quote by quote; after ``_ESCAPED_BEFORE_SKIPPING`` escaped quotes in one string, whole
+    windows holding none but escaped quotes are skipped first (a long string of quoted
+    text or code), so the work stays linear in the body either way.
+    """
     position = start
-    while position < size:
-        end = min(position + window, size)
-        if (
-            body[position - 1] != _BACKSLASH
-            and body.count(b'"', position, end) == body.count(b'\\"', position, end)
-            and body.find(b'\\\\"', position, end) < 0
-        ):
-            # Every quote in the window follows exactly one backslash: all escaped.
-            position = end
-            continue
-        quote = body.find(b'"', position, end)
-        while quote >= 0:
-            if _backslashes_before(body, quote, start) % 2 == 0:
-                return quote
-            quote = body.find(b'"', quote + 1, end)
-        position = end
-    return -1
+    escaped = 0
+    while True:
+        if escaped >= _ESCAPED_BEFORE_SKIPPING:
+            position = _past_escaped_windows(body, position, window)
+            escaped = 0
+        quote = body.find(b'"', position)
+        if quote < 0:
+            return -1
+        if _backslashes_before(body, quote, start) % 2 == 0:
+            return quote
+        escaped += 1
+        position = quote + 1
+
+
+def _past_escaped_windows(body: bytes, position: int, window: int) -> int:
+    """The start of the first whole ``window`` from ``position`` on that may hold a closing
+    quote: one whose every quote follows exactly one backslash holds none."""
+    while (
+        position + window <= len(body)
+        and body[position - 1] != _BACKSLASH
+        and body.count(b'"', position, position + window)
+        == body.count(b'\\"', position, position + window)
+        and body.find(b'\\\\"', position, position + window) < 0
+    ):
+        position += window
+    return position
 
 
 def _backslashes_before(body: bytes, index: int, floor: int) -> int:
