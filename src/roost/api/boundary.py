@@ -12,11 +12,11 @@ passes here once, before FastAPI validates it against the route's model:
   apart (JavaScript writes ``1e19`` as ``10000000000000000000``), and orjson reads integers of
   2**64 and more as floats. A refused body is a 400 ``BadRequest`` (``MalformedBody``).
 - **The event loop.** A body longer than ``OFF_LOOP_BYTES`` is joined from its chunks, parsed,
-  checked and validated in worker threads. A C call holds the GIL until it returns, so the thread validates a long list
-  field (a prompt's ``parts``) ``_SLICE_ITEMS`` items per call and the loop gets the GIL back
-  between slices; the handler then receives the validated model, which FastAPI does not validate
-  again (Pydantic keeps model instances as they are). The cyclic garbage collector is paused
-  while such a request is in flight (``_CollectorPause``).
+  checked and validated in worker threads. A C call holds the GIL until it returns, so the
+  thread validates a long list field (a prompt's ``parts``) ``_SLICE_ITEMS`` items per call and
+  the loop gets the GIL back between slices; the handler then receives the validated model,
+  which FastAPI does not validate again (Pydantic keeps model instances as they are). The cyclic
+  garbage collector is paused while such a request is in flight (``_CollectorPause``).
 """
 
 from __future__ import annotations
