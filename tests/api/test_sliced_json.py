@@ -126,3 +126,63 @@ def test_a_long_string_of_escaped_quotes_is_scanned_window_by_window(window_byte
     for ascii_only in (True, False):
         body = _written(value, ascii_only, None)
         assert loads(body, long_bytes=2 * window_bytes, slice_bytes=7) == value
+
+
+_OBJECTS = st.lists(st.dictionaries(_TEXT, _JSON, max_size=3), max_size=12)
+"""Arrays of objects, the shape a body is split along (``},{`` between elements)."""
+
+
+@given(
+    parts=_OBJECTS,
+    extra=_JSON,
+    ascii_only=st.booleans(),
+    indent=st.none() | st.integers(0, 1),
+    run_bytes=st.integers(1, 60),
+)
+def test_a_body_split_into_runs_of_elements_parses_as_orjson_parses_it(
+    parts: list[Any], extra: Any, ascii_only: bool, indent: int | None, run_bytes: int
+) -> None:
+    body = _written({"parts": parts, "extra": extra, "more": [parts]}, ascii_only, indent)
+    split = loads(body, split_bytes=0, run_bytes=run_bytes)
+    assert split == orjson.loads(body)
+
+
+@given(parts=_OBJECTS, data=st.data(), run_bytes=st.integers(1, 60))
+def test_a_damaged_split_body_is_refused_exactly_when_orjson_refuses_it(
+    parts: list[Any], data: st.DataObject, run_bytes: int
+) -> None:
+    body = bytearray(_written({"parts": parts}, False, None))
+    at = data.draw(st.integers(0, len(body)))
+    damage = data.draw(st.sampled_from([b"", b'"', b"}", b"]", b"},{", b'"},{"', b"[", b","]))
+    body[at : at + data.draw(st.integers(0, 2))] = damage
+    sliced = _outcome(lambda b: loads(b, split_bytes=0, run_bytes=run_bytes), bytes(body))
+    assert sliced == _outcome(orjson.loads, bytes(body))
+
+
+@pytest.mark.parametrize("depth", [1020, 1021, 1022, 1023, 1024, 1025])
+def test_nesting_in_split_elements_meets_orjsons_limit_alike(depth: int) -> None:
+    deep = b"[" * depth + b"1" + b"]" * depth
+    body = b'{"parts": [{"a": 1}, {"b": ' + deep + b'}, {"c": 2}, {"d": 3}]}'
+
+    def shape(value: Any) -> tuple[list[list[str]], int]:
+        """Keys of each part and how deep ``b`` nests (compared without recursing)."""
+        nested, levels = value["parts"][1]["b"], 0
+        while isinstance(nested, list):
+            nested, levels = nested[0], levels + 1
+        return [list(p) for p in value["parts"]], levels
+
+    split = _outcome(lambda b: shape(loads(b, split_bytes=0, run_bytes=1)), body)
+    assert split == _outcome(lambda b: shape(orjson.loads(b)), body)
+
+
+def test_a_prompt_of_many_short_parts_is_split_and_parsed_exactly() -> None:
+    parts = [{"type": "text", "text": f"part {i}: " + '"},{" {}'} for i in range(60_000)]
+    body = orjson.dumps({"noReply": True, "parts": parts})
+    assert len(body) > sliced_json.SPLIT_BYTES
+    assert sliced_json._element_cuts(body, sliced_json.RUN_BYTES, sliced_json.LONG_BYTES // 2)
+    assert loads(body) == {"noReply": True, "parts": parts}
+
+
+def test_runs_a_duplicate_key_drops_are_dropped_as_orjson_drops_them() -> None:
+    body = b'{"parts": [{"a": 1}, {"b": 2}, {"c": 3}, {"d": 4}], "parts": [{"e": 5}]}'
+    assert loads(body, split_bytes=0, run_bytes=1) == orjson.loads(body) == {"parts": [{"e": 5}]}
