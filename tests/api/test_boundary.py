@@ -140,3 +140,13 @@ async def test_the_collector_pause_ends_with_its_last_holder_or_its_time_limit()
         await asyncio.sleep(0.2)  # a synchronous prompt waiting for its turn
         assert gc.isenabled()
     assert gc.isenabled()
+
+
+@pytest.mark.anyio
+async def test_objects_made_during_a_pause_leave_it_in_the_oldest_generation() -> None:
+    pause = _CollectorPause()
+    with pause.held():
+        made = [[n] for n in range(1000)]  # lists are always tracked; small dicts may not be
+    oldest = {id(o) for o in gc.get_objects(generation=2)}
+    assert id(made) in oldest and all(id(o) in oldest for o in made)
+    assert not gc.get_freeze_count()

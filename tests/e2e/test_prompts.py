@@ -46,6 +46,16 @@ def _texts(message: dict[str, Any]) -> list[str]:
     return [p["text"] for p in message["parts"] if p["type"] == "text"]
 
 
+def _part_frames(n: int) -> Any:
+    """A probe for ``wait_until``: the ``message.part.updated`` frames once there are ``n``."""
+
+    def probe(frames: list[Any]) -> list[dict[str, Any]] | None:
+        found = [f for _, f in frames if f["type"] == "message.part.updated"]
+        return found if len(found) >= n else None
+
+    return probe
+
+
 def _role(messages: list[dict[str, Any]], role: str) -> list[dict[str, Any]]:
     return [m for m in messages if m["info"]["role"] == role]
 
@@ -96,6 +106,29 @@ def test_prompt_async_answers_204_with_the_user_message_already_listed(
     assert _texts(listed[0]) == ["stored before the 204"]
     assert not any("completed" in m["info"]["time"] for m in _role(listed, "assistant"))
     server.wait_idle(sid)
+
+
+def test_a_large_prompt_is_stored_and_streamed_exactly_live_and_replayed(
+    server: RoostServer,
+) -> None:
+    # Past every large-body path: the body is joined and parsed off the loop, the long text is
+    # decoded and encoded in slices, the rows are bound as bytes, frames are built as bytes.
+    long_text = 'He said "naïve café" — \\ / 😀\n\t\u2028 </p>' * 40_000  # 1.8 MB of UTF-8
+    parts = [{"type": "text", "text": long_text}] + [
+        {"type": "text", "text": f"part {n}"} for n in range(1500)
+    ]
+    sid = server.create_session()["id"]
+    with EventCollector(server.url) as live:
+        _send(server, sid, {"noReply": True, "parts": parts})
+        frames = live.wait_until(_part_frames(len(parts)), what="every part's frame")
+    assert frames[0]["properties"]["part"]["text"] == long_text
+    (user,) = server.messages(sid)
+    assert _texts(user) == [p["text"] for p in parts]
+    first = next(i for i, f in live.snapshot() if f["type"] == "message.updated")
+    assert first is not None
+    with EventCollector(server.url, last_event_id=str(int(first) - 1)) as replay:
+        replayed = replay.wait_until(_part_frames(len(parts)), what="every part's frame again")
+    assert replayed[0]["properties"]["part"]["text"] == long_text
 
 
 def test_a_body_without_message_or_part_ids_gets_server_minted_ids(server: RoostServer) -> None:

@@ -7,15 +7,20 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
+from roost.model import event as ev
+from roost.store import database
 from roost.store.database import Database
-from roost.store.event_log import Tx
-from tests.store.builders import session_info
+from roost.store.event_log import Tx, read_events_after
+from tests.store.builders import session_info, user_info
+from tests.store.builders import text as text_part
 
 pytestmark = pytest.mark.anyio
 
@@ -141,3 +146,78 @@ async def test_write_after_close_raises_store_closed(tmp_path: Path) -> None:
     await database.close()
     with pytest.raises(StoreClosed):
         await database.write(lambda tx: _status(tx, "ses_a"))
+
+
+async def test_event_and_projection_rows_hold_orjsons_text_of_what_was_appended(
+    db: Database,
+) -> None:
+    # One encoding serves the event row and the projection row (a fragment of the event's JSON),
+    # bound as UTF-8 bytes; both must still be TEXT holding exactly ``orjson.dumps``'s output.
+    big = 'naïve "café" — 😀\n' * 40_000  # longer than encoding.LONG_CHARS: encoded in slices
+    info = session_info("ses_t")
+    message = user_info("msg_t", "ses_t")
+    part = text_part("prt_t", "ses_t", "msg_t", big)
+    appended = [
+        (ev.SESSION_CREATED, {"sessionID": "ses_t", "info": info}),
+        (ev.MESSAGE_UPDATED, {"sessionID": "ses_t", "info": message}),
+        (ev.PART_UPDATED, {"sessionID": "ses_t", "part": part}),
+        (ev.TODO_UPDATED, {"sessionID": "ses_t", "todos": [{"content": big[:100]}]}),
+    ]
+
+    def write(tx: Tx) -> list[bytes]:
+        return [tx.append("ses_t", type_, props).data for type_, props in appended]
+
+    datas = await db.write(write)
+    assert datas == [orjson.dumps(props) for _, props in appended]
+
+    def rows(conn: Connection) -> dict[str, Any]:
+        def one(sql: str) -> Any:
+            return conn.execute(text(sql)).one()
+
+        return {
+            "events": conn.execute(text("SELECT typeof(data), data FROM event ORDER BY id")).all(),
+            "session": one("SELECT typeof(data), data FROM session"),
+            "message": one("SELECT typeof(data), data FROM message"),
+            "part": one("SELECT typeof(data), data FROM part"),
+            "todo": one("SELECT typeof(data), data FROM todo"),
+        }
+
+    stored = await db.read(rows)
+    assert [tuple(r) for r in stored["events"]] == [
+        ("text", orjson.dumps(props).decode()) for _, props in appended
+    ]
+    assert tuple(stored["session"]) == ("text", orjson.dumps(info).decode())
+    assert tuple(stored["message"]) == ("text", orjson.dumps(message).decode())
+    assert tuple(stored["part"]) == ("text", orjson.dumps(part).decode())
+    assert tuple(stored["todo"]) == ("text", orjson.dumps([{"content": big[:100]}]).decode())
+
+
+async def test_a_large_batch_is_published_whole_then_freed_by_the_reaper(db: Database) -> None:
+    batches: list[tuple[list[Any], list[int]]] = []
+    db.on_commit = lambda events: batches.append((events, [e.seq for e in events]))
+
+    def write(tx: Tx) -> None:
+        for _ in range(database._FREE_ON_LOOP + 1):
+            _status(tx, "ses_big")
+
+    await db.write(write)  # resumes after the batch was published
+    assert [seqs for _, seqs in batches] == [list(range(1, database._FREE_ON_LOOP + 2))]
+    published = batches[0][0]
+    for _ in range(1000):  # the reaper empties the published list off the loop
+        if not published:
+            break
+        await asyncio.sleep(0.01)
+    assert published == []
+
+
+async def test_events_read_back_hold_the_stored_bytes_and_parse_when_asked(db: Database) -> None:
+    props = {"sessionID": "ses_r", "status": {"type": "busy", "note": "naïve — 😀"}}
+    written = await db.write(lambda tx: tx.append("ses_r", "session.status", props))
+    (read,) = await db.read(lambda c: read_events_after(c, 0))
+    assert (read.id, read.seq, read.type, read.data) == (
+        written.id,
+        1,
+        "session.status",
+        orjson.dumps(props),
+    )
+    assert read.properties == props

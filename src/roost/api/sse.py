@@ -5,14 +5,19 @@ each logged event also carries ``id:`` (its global log position), and a client r
 ``Last-Event-ID`` first receives every logged event after that id, in order, then live ones
 (HTML Living Standard, "Server-sent events", §9.2). ``server.connected`` and
 ``server.heartbeat`` are not logged and carry no id.
+
+Frames are built as bytes around the event's stored JSON, as sse-starlette would encode them
+(``id:`` line, one ``data:`` line, LF endings): the JSON has no raw line breaks (it escapes them),
+so it needs no splitting, and a 30 MiB event is copied once rather than decoded, split and
+encoded again on the event loop (issue #9).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 
 import orjson
-from sse_starlette import ServerSentEvent
 
 from roost.engine.sessions import SessionService
 from roost.model import event as ev
@@ -21,22 +26,34 @@ from roost.model.event import StoredEvent
 HEARTBEAT_S = 10.0
 _REPLAY_PAGE = 1000
 
-Wrap = Callable[[str], str]
-"""Turns an ``Event`` JSON text into the frame's data (``/global/event`` wraps it)."""
+_FRAMES_PER_STEP = 100
+"""Frames a stream sends before it lets other tasks run. Taking a queued event and sending a
+frame both return without suspending while there is more to send, so a subscriber 10,000
+events behind (a 100k-part prompt) would otherwise send them all in one step of the event
+loop: 300-500 ms with nothing else served (issue #9)."""
+
+Wrap = Callable[[list[bytes]], list[bytes]]
+"""Turns the pieces of an ``Event`` JSON text into those of the frame's data (``/global/event``
+adds its envelope around them)."""
 
 
-def event_json(event: StoredEvent) -> str:
-    """``{"type": …, "properties": …}`` for a logged event."""
-    return '{"type":"' + event.type + '","properties":' + event.data.decode() + "}"
+def event_json(event: StoredEvent) -> list[bytes]:
+    """``{"type": …, "properties": …}`` for a logged event, in pieces (joined once, in
+    ``frame``)."""
+    return [b'{"type":"', event.type.encode(), b'","properties":', event.data, b"}"]
 
 
-def _frame(*, data: str, id: str | None = None) -> ServerSentEvent:
-    # LF line endings, as OpenCode sends them: the official JS SDK's parser splits frames on
-    # "\n\n" and never sees a frame terminated by CRLF (sse-starlette's default).
-    return ServerSentEvent(data=data, id=id, sep="\n")
+def frame(data: list[bytes], id: int | None = None) -> bytes:
+    """One SSE frame whose ``data`` (JSON, without line breaks) is the pieces joined.
+
+    LF line endings, as OpenCode sends them: the official JS SDK's parser splits frames on
+    "\n\n" and never sees a frame terminated by CRLF (sse-starlette's default).
+    """
+    head = [b"data: "] if id is None else [b"id: %d\ndata: " % id]
+    return b"".join([*head, *data, b"\n\n"])
 
 
-def _plain(data: str) -> str:
+def _plain(data: list[bytes]) -> list[bytes]:
     return data
 
 
@@ -63,32 +80,37 @@ async def stream_events(
     cursor: int | None,
     wrap: Wrap = _plain,
     heartbeat_s: float = HEARTBEAT_S,
-) -> AsyncIterator[ServerSentEvent]:
+) -> AsyncIterator[bytes]:
     """Yield SSE frames: connected, replay after ``cursor`` (if given), then live events, with a
     ``server.heartbeat`` whenever ``heartbeat_s`` passes without one."""
     sub = service.subscribe()
+    sent = 0
     try:
-        yield _frame(
-            data=wrap(orjson.dumps({"type": ev.SERVER_CONNECTED, "properties": {}}).decode())
-        )
+        yield frame(wrap([orjson.dumps({"type": ev.SERVER_CONNECTED, "properties": {}})]))
         if cursor is not None:
             while True:
                 page = await service.events_after(cursor, limit=_REPLAY_PAGE)
                 for event in page:
                     cursor = event.id
-                    yield _frame(data=wrap(event_json(event)), id=str(event.id))
+                    yield frame(wrap(event_json(event)), event.id)
+                    sent += 1
+                    if sent % _FRAMES_PER_STEP == 0:
+                        await asyncio.sleep(0)
                 if len(page) < _REPLAY_PAGE:
                     break
-        heartbeat = wrap(orjson.dumps({"type": ev.SERVER_HEARTBEAT, "properties": {}}).decode())
+        heartbeat = frame(wrap([orjson.dumps({"type": ev.SERVER_HEARTBEAT, "properties": {}})]))
         while True:
             next_event = await sub.get(timeout_s=heartbeat_s)
             if next_event is None:
                 if sub.closed:
                     return
-                yield _frame(data=heartbeat)
+                yield heartbeat
                 continue
             if cursor is not None and next_event.id <= cursor:
                 continue  # already sent during replay
-            yield _frame(data=wrap(event_json(next_event)), id=str(next_event.id))
+            yield frame(wrap(event_json(next_event)), next_event.id)
+            sent += 1
+            if sent % _FRAMES_PER_STEP == 0:
+                await asyncio.sleep(0)
     finally:
         sub.close()

@@ -28,14 +28,16 @@ class Subscription:
         self.overflowed = False
         self.closed = False
 
-    def _offer(self, event: StoredEvent) -> None:
-        if self.closed:
-            return
-        if self._queue.qsize() >= self._max_pending:
-            self.overflowed = True
-            self.close()
-            return
-        self._queue.put_nowait(event)
+    def _offer(self, events: list[StoredEvent]) -> None:
+        """Queue ``events``, or as many as fit before the subscriber is cut off."""
+        for event in events:
+            if self.closed:
+                return
+            if self._queue.qsize() >= self._max_pending:
+                self.overflowed = True
+                self.close()
+                return
+            self._queue.put_nowait(event)
 
     async def get(self, timeout_s: float | None = None) -> StoredEvent | None:
         """The next event; None when closed (or when ``timeout_s`` passes first)."""
@@ -73,10 +75,13 @@ class Broadcaster:
         return sub
 
     def publish(self, events: list[StoredEvent]) -> None:
-        """Hand committed events to everyone; called by the store after each commit."""
-        for event in events:
-            for sub in list(self._subs):
-                sub._offer(event)
+        """Hand committed events to everyone; called by the store after each commit.
+
+        Each subscriber takes the batch in turn, so a batch of 100k events costs at most
+        ``max_pending`` queue operations per subscriber before it is cut off.
+        """
+        for sub in list(self._subs):
+            sub._offer(events)
 
     def close_all(self) -> None:
         """End every subscription once it has received what was published before (server

@@ -4,8 +4,9 @@ Source: ``Event*`` schemas in ``opencode-1.18.34-openapi.json``. Every frame is
 ``{"type": <one of these>, "properties": {...}}``.
 """
 
-from dataclasses import dataclass
 from typing import Any, Final
+
+import orjson
 
 SERVER_CONNECTED: Final = "server.connected"
 SERVER_HEARTBEAT: Final = "server.heartbeat"
@@ -56,7 +57,6 @@ PROJECTED_TYPES: Final = frozenset(
 """Types that change the session/message/part projections; the rest are facts only."""
 
 
-@dataclass(frozen=True, slots=True)
 class StoredEvent:
     """A committed event.
 
@@ -65,15 +65,41 @@ class StoredEvent:
         session_id: The session the event belongs to.
         seq: Position within the session, from 1.
         type: Wire type, e.g. ``message.part.updated``.
-        properties: The wire ``properties`` object.
         data: ``properties`` serialized as JSON (what SSE sends and the log stores).
         time_ms: Unix epoch ms when it was appended.
     """
 
-    id: int
-    session_id: str
-    seq: int
-    type: str
-    properties: dict[str, Any]
-    data: bytes
-    time_ms: int
+    __slots__ = ("_properties", "data", "id", "seq", "session_id", "time_ms", "type")
+
+    def __init__(
+        self,
+        id: int,
+        session_id: str,
+        seq: int,
+        type: str,
+        properties: dict[str, Any] | None,
+        data: bytes,
+        time_ms: int,
+    ) -> None:
+        """``properties`` None: parsed from ``data`` when first asked for (events read back
+        from the log, which SSE replays from ``data`` alone)."""
+        self.id = id
+        self.session_id = session_id
+        self.seq = seq
+        self.type = type
+        self._properties = properties
+        self.data = data
+        self.time_ms = time_ms
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        """The wire ``properties`` object."""
+        if self._properties is None:
+            self._properties = orjson.loads(self.data)
+        return self._properties
+
+    def __repr__(self) -> str:
+        return (
+            f"StoredEvent(id={self.id}, session_id={self.session_id!r}, seq={self.seq}, "
+            f"type={self.type!r})"
+        )

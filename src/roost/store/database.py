@@ -8,6 +8,12 @@ group raises, the group is rolled back and each of its commands is retried in a 
 own, so one bad command fails alone. Commands must therefore have no effects outside the
 database; they append events through ``Tx`` and return plain values.
 
+A committed batch of more than ``_FREE_ON_LOOP`` events (a 100k-part prompt) is freed by a
+reaper thread, ``_FREE_SLICE`` events per call, once the loop has published it: freeing it in one
+go is a cascade of C-level deallocations holding the GIL for 100-400 ms (issue #9). Nothing else
+keeps the batch alive by then: the writer's transaction objects are gone, and the loop drops
+each command's own list of events before publishing the batch.
+
 Reads run on a few reader threads, each owning one connection for its lifetime
 (``Database.read``); in WAL mode they see the last committed state and never block the writer.
 
@@ -59,6 +65,12 @@ _READERS = 4
 
 _MAX_GROUP = 256
 """Most commands folded into one transaction (bounds the work redone when one fails)."""
+
+_FREE_ON_LOOP = 1000
+"""Committed batches of at most this many events are freed wherever their last reference goes."""
+
+_FREE_SLICE = 500
+"""Events the reaper frees per call (about 0.5 ms)."""
 
 OnCommit = Callable[[list[StoredEvent]], None]
 
@@ -246,6 +258,8 @@ class Database:
         self._closed = False
         self._reads: queue.SimpleQueue[_Read | None] = queue.SimpleQueue()
         self._readers: list[threading.Thread] = []
+        self._garbage: queue.SimpleQueue[list[StoredEvent] | None] = queue.SimpleQueue()
+        self._reaper: threading.Thread | None = None
         self.on_commit: OnCommit | None = None
         self.fault: Callable[[int], None] | None = None
         """Fault injection for tests: called with each command's number inside its
@@ -276,6 +290,8 @@ class Database:
             reader = threading.Thread(target=db._reader_main, name=f"roost-reader-{n}", daemon=True)
             reader.start()
             db._readers.append(reader)
+        db._reaper = threading.Thread(target=db._reaper_main, name="roost-reaper", daemon=True)
+        db._reaper.start()
         return db
 
     async def close(self) -> None:
@@ -287,9 +303,13 @@ class Database:
         for _ in self._readers:
             self._reads.put(None)
         threads = [t for t in (self._thread, *self._readers) if t is not None]
+        if self._reaper is not None:  # after the writer: its last batch may still come
+            threads.append(self._reaper)
 
         def join() -> None:
             for thread in threads:
+                if thread is self._reaper:
+                    self._garbage.put(None)
                 thread.join()
 
         await anyio.to_thread.run_sync(join)
@@ -414,10 +434,7 @@ class Database:
         try:
             with conn.begin():
                 for cmd in group:
-                    tx = Tx(conn)
-                    self._inject(cmd)
-                    cmd.result = cmd.fn(tx)
-                    cmd.events = tx.events
+                    self._run(conn, cmd)
         except Exception as exc:
             if len(group) == 1:
                 group[0].result, group[0].events, group[0].error = None, [], self._translate(exc)
@@ -430,12 +447,24 @@ class Database:
         cmd.result, cmd.events, cmd.error = None, [], None
         try:
             with conn.begin():
-                tx = Tx(conn)
-                self._inject(cmd)
-                cmd.result = cmd.fn(tx)
-                cmd.events = tx.events
+                self._run(conn, cmd)
         except Exception as exc:
             cmd.result, cmd.events, cmd.error = None, [], self._translate(exc)
+
+    def _run(self, conn: Connection, cmd: _Command) -> None:
+        # The Tx lives only in this frame, so after the commit the command holds the only
+        # list of its events (see the module docstring on freeing large batches).
+        tx = Tx(conn)
+        self._inject(cmd)
+        cmd.result = cmd.fn(tx)
+        cmd.events = tx.events
+
+    # -- the reaper thread -------------------------------------------------------------
+
+    def _reaper_main(self) -> None:
+        while (batch := self._garbage.get()) is not None:
+            while batch:
+                del batch[-_FREE_SLICE:]
 
     def _translate(self, exc: BaseException) -> BaseException:
         """``StorageUnavailable`` for storage failures (see ``storage_error``), else ``exc``."""
@@ -477,7 +506,9 @@ class Database:
         # Writers are woken before the subscribers: both are only scheduled here, so a request
         # waiting on its commit answers before the SSE streams send that commit's events. Every
         # event is still published before any writer resumes.
+        events = [e for cmd in cmds for e in cmd.events]
         for cmd in cmds:
+            cmd.events = []
             assert isinstance(cmd.future, asyncio.Future)
             if cmd.future.done():
                 continue
@@ -485,6 +516,7 @@ class Database:
                 cmd.future.set_exception(cmd.error)
             else:
                 cmd.future.set_result(cmd.result)
-        events = [e for cmd in cmds for e in cmd.events]
         if events:
             self._publish(events)
+            if len(events) > _FREE_ON_LOOP:
+                self._garbage.put(events)

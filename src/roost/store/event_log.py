@@ -5,6 +5,10 @@ the ``session_head`` counter, bumped in the same transaction that inserts the ev
 ``UNIQUE(session_id, seq)`` backs it. No caller can pass a ``seq``. Each event's projection
 update (``projector.apply``) commits in that same transaction, so the log and the projections
 never disagree.
+
+Each event is encoded to JSON once (``encoding.encode``): the projected object it carries (a
+part, a message's or session's ``info``) is encoded first and embedded in the event's JSON as a
+fragment, so the event row and the projection row hold the same bytes without a second encoding.
 """
 
 from __future__ import annotations
@@ -17,11 +21,20 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 
 from roost.model.event import StoredEvent
 from roost.store import projector
-from roost.store.prepared import Prepared
+from roost.store.encoding import encode
+from roost.store.prepared import Prepared, utf8_bytes, utf8_text
 from roost.store.schema import event, session_head
 
 _INSERT_EVENT = Prepared(
-    insert(event).returning(event.c.id), keys=("session_id", "seq", "type", "data", "time_ms")
+    insert(event)
+    .values(
+        session_id=bindparam("session_id"),
+        seq=bindparam("seq"),
+        type=bindparam("type"),
+        data=utf8_text("data"),
+        time_ms=bindparam("time_ms"),
+    )
+    .returning(event.c.id)
 )
 _BUMP_SEQ = Prepared(
     update(session_head)
@@ -53,7 +66,13 @@ class Tx:
             properties: The wire ``properties``; must be JSON-serializable.
         """
         seq = self._next_seq(session_id)
-        data = orjson.dumps(properties)
+        key = projector.ROW_KEY.get(type_)
+        if key is None:
+            row = None
+            data = encode(properties)
+        else:
+            row = encode(properties[key])
+            data = encode({**properties, key: orjson.Fragment(row)})
         at = now_ms()
         event_id = _INSERT_EVENT.scalar(
             self.conn,
@@ -61,11 +80,11 @@ class Tx:
                 "session_id": session_id,
                 "seq": seq,
                 "type": type_,
-                "data": data.decode(),
+                "data": data,
                 "time_ms": at,
             },
         )
-        projector.apply(self.conn, type_, properties)
+        projector.apply(self.conn, type_, properties, row)
         stored = StoredEvent(event_id, session_id, seq, type_, properties, data, at)
         self.events.append(stored)
         return stored
@@ -78,27 +97,28 @@ class Tx:
         return 1
 
 
+_STORED_COLUMNS = (
+    event.c.id,
+    event.c.session_id,
+    event.c.seq,
+    event.c.type,
+    utf8_bytes(event.c.data).label("data"),
+    event.c.time_ms,
+)
+"""An event row with its JSON as bytes; ``properties`` is parsed only if asked for."""
+
+
 def read_events_after(conn: Connection, after_id: int, *, limit: int = 1000) -> list[StoredEvent]:
     """Committed events with global ``id > after_id``, oldest first (at most ``limit``)."""
     rows = conn.execute(
-        select(event).where(event.c.id > after_id).order_by(event.c.id).limit(limit)
+        select(*_STORED_COLUMNS).where(event.c.id > after_id).order_by(event.c.id).limit(limit)
     ).all()
-    return [
-        StoredEvent(
-            r.id, r.session_id, r.seq, r.type, orjson.loads(r.data), r.data.encode(), r.time_ms
-        )
-        for r in rows
-    ]
+    return [StoredEvent(r.id, r.session_id, r.seq, r.type, None, r.data, r.time_ms) for r in rows]
 
 
 def read_session_events(conn: Connection, session_id: str) -> list[StoredEvent]:
     """Every event of one session, in ``seq`` order."""
     rows = conn.execute(
-        select(event).where(event.c.session_id == session_id).order_by(event.c.seq)
+        select(*_STORED_COLUMNS).where(event.c.session_id == session_id).order_by(event.c.seq)
     ).all()
-    return [
-        StoredEvent(
-            r.id, r.session_id, r.seq, r.type, orjson.loads(r.data), r.data.encode(), r.time_ms
-        )
-        for r in rows
-    ]
+    return [StoredEvent(r.id, r.session_id, r.seq, r.type, None, r.data, r.time_ms) for r in rows]

@@ -3,6 +3,9 @@
 ``apply`` is the only code that writes projection rows; the live path (``Tx.append``) and
 ``rebuild_projections`` both call it, so a rebuild from the log equals the live state. Payloads
 are OpenCode's v1 event ``properties`` (``EventSession*``, ``EventMessage*`` schemas).
+
+JSON columns are written as UTF-8 bytes (``prepared.utf8_text``) encoded by ``encoding.encode``;
+a row's JSON equals ``orjson.dumps`` of the object it projects, byte for byte.
 """
 
 from __future__ import annotations
@@ -13,24 +16,33 @@ import orjson
 from sqlalchemy import Connection, bindparam, delete, select, update
 
 from roost.model import event as ev
-from roost.store.prepared import Prepared, upsert
+from roost.store.encoding import encode
+from roost.store.prepared import Prepared, upsert, utf8_text
 from roost.store.schema import event as event_table
 from roost.store.schema import message, part, request, session, todo
 
 # Built once: constructing statements per event costs more than executing them.
-_UPSERT = {t.name: upsert(t, t.c.id) for t in (session, message, part, request)}
-_UPSERT_TODO = upsert(todo, todo.c.session_id)
+_UPSERT = {t.name: upsert(t, t.c.id, utf8=("data",)) for t in (session, message, part, request)}
+_UPSERT_TODO = upsert(todo, todo.c.session_id, utf8=("data",))
 _PART_DATA = Prepared(select(part.c.data).where(part.c.id == bindparam("pid")))
 _SET_PART_DATA = Prepared(
-    update(part).where(part.c.id == bindparam("pid")).values(data=bindparam("data"))
+    update(part).where(part.c.id == bindparam("pid")).values(data=utf8_text("data"))
 )
+
+ROW_KEY: dict[str, str] = {
+    ev.SESSION_CREATED: "info",
+    ev.SESSION_UPDATED: "info",
+    ev.MESSAGE_UPDATED: "info",
+    ev.PART_UPDATED: "part",
+}
+"""Event type -> the key of ``properties`` whose value a projection row stores whole as JSON."""
 
 
 def _upsert(conn: Connection, table: Any, row: dict[str, Any]) -> None:
     _UPSERT[table.name].execute(conn, row)
 
 
-def _session_row(info: dict[str, Any]) -> dict[str, Any]:
+def _session_row(info: dict[str, Any], data: bytes) -> dict[str, Any]:
     return {
         "id": info["id"],
         "parent_id": info.get("parentID"),
@@ -38,16 +50,25 @@ def _session_row(info: dict[str, Any]) -> dict[str, Any]:
         "title": info.get("title", ""),
         "time_created": info["time"]["created"],
         "time_updated": info["time"]["updated"],
-        "data": orjson.dumps(info).decode(),
+        "data": data,
     }
 
 
-def apply(conn: Connection, type_: str, props: dict[str, Any]) -> None:
-    """Fold one event into the projections; events of other types change nothing."""
+def apply(conn: Connection, type_: str, props: dict[str, Any], row: bytes | None = None) -> None:
+    """Fold one event into the projections; events of other types change nothing.
+
+    Args:
+        conn: The write transaction's connection.
+        type_: The event's wire type.
+        props: The event's ``properties``.
+        row: ``encode(props[ROW_KEY[type_]])`` when the caller already has it (``Tx.append``
+            embeds the same bytes in the event); encoded here when None.
+    """
     if type_ not in ev.PROJECTED_TYPES:
         return
-    if type_ in (ev.SESSION_CREATED, ev.SESSION_UPDATED):
-        _upsert(conn, session, _session_row(props["info"]))
+    key = ROW_KEY.get(type_)
+    if key is not None:
+        _upsert_row(conn, type_, props[key], encode(props[key]) if row is None else row)
     elif type_ == ev.SESSION_DELETED:
         session_id = props["sessionID"]
         conn.execute(delete(part).where(part.c.session_id == session_id))
@@ -55,34 +76,9 @@ def apply(conn: Connection, type_: str, props: dict[str, Any]) -> None:
         conn.execute(delete(request).where(request.c.session_id == session_id))
         conn.execute(delete(todo).where(todo.c.session_id == session_id))
         conn.execute(delete(session).where(session.c.id == session_id))
-    elif type_ == ev.MESSAGE_UPDATED:
-        info = props["info"]
-        _upsert(
-            conn,
-            message,
-            {
-                "id": info["id"],
-                "session_id": info["sessionID"],
-                "role": info["role"],
-                "time_created": int(info["time"]["created"]),
-                "data": orjson.dumps(info).decode(),
-            },
-        )
     elif type_ == ev.MESSAGE_REMOVED:
         conn.execute(delete(part).where(part.c.message_id == props["messageID"]))
         conn.execute(delete(message).where(message.c.id == props["messageID"]))
-    elif type_ == ev.PART_UPDATED:
-        p = props["part"]
-        _upsert(
-            conn,
-            part,
-            {
-                "id": p["id"],
-                "message_id": p["messageID"],
-                "session_id": p["sessionID"],
-                "data": orjson.dumps(p).decode(),
-            },
-        )
     elif type_ == ev.PART_DELTA:
         _apply_delta(conn, props)
     elif type_ == ev.PART_REMOVED:
@@ -97,8 +93,32 @@ def apply(conn: Connection, type_: str, props: dict[str, Any]) -> None:
         _close_request(conn, props["requestID"], "rejected", None)
     elif type_ == ev.TODO_UPDATED:
         _UPSERT_TODO.execute(
-            conn, {"session_id": props["sessionID"], "data": orjson.dumps(props["todos"]).decode()}
+            conn, {"session_id": props["sessionID"], "data": encode(props["todos"])}
         )
+
+
+def _upsert_row(conn: Connection, type_: str, obj: dict[str, Any], data: bytes) -> None:
+    """Store a session, message or part (``obj``, the event's ``ROW_KEY`` value) whose JSON
+    is ``data``."""
+    if type_ == ev.PART_UPDATED:
+        row = {
+            "id": obj["id"],
+            "message_id": obj["messageID"],
+            "session_id": obj["sessionID"],
+            "data": data,
+        }
+        _upsert(conn, part, row)
+    elif type_ == ev.MESSAGE_UPDATED:
+        row = {
+            "id": obj["id"],
+            "session_id": obj["sessionID"],
+            "role": obj["role"],
+            "time_created": int(obj["time"]["created"]),
+            "data": data,
+        }
+        _upsert(conn, message, row)
+    else:
+        _upsert(conn, session, _session_row(obj, data))
 
 
 def _insert_request(conn: Connection, type_: str, props: dict[str, Any]) -> None:
@@ -112,7 +132,7 @@ def _insert_request(conn: Connection, type_: str, props: dict[str, Any]) -> None
             "message_id": tool.get("messageID"),
             "call_id": tool.get("callID"),
             "status": "pending",
-            "data": orjson.dumps(props).decode(),
+            "data": encode(props),
             "reply": None,
         },
     )
@@ -133,7 +153,7 @@ def _apply_delta(conn: Connection, props: dict[str, Any]) -> None:
     data = orjson.loads(found)
     field = props["field"]
     data[field] = (data.get(field) or "") + props["delta"]
-    _SET_PART_DATA.execute(conn, {"pid": props["partID"], "data": orjson.dumps(data).decode()})
+    _SET_PART_DATA.execute(conn, {"pid": props["partID"], "data": encode(data)})
 
 
 def rebuild_projections(conn: Connection, *, batch: int = 2000) -> int:

@@ -28,15 +28,15 @@ async def global_events(request: Request) -> EventSourceResponse:
     """The same events wrapped as OpenCode's ``GlobalEvent``: ``{directory, project, payload}``."""
     service: SessionService = request.app.state.sessions
     prefix = (
-        '{"directory":'
-        + orjson.dumps(service.options.directory).decode()
-        + ',"project":'
-        + orjson.dumps(service.options.project_id).decode()
-        + ',"payload":'
+        b'{"directory":'
+        + orjson.dumps(service.options.directory)
+        + b',"project":'
+        + orjson.dumps(service.options.project_id)
+        + b',"payload":'
     )
 
-    def wrap(data: str) -> str:
-        return prefix + data + "}"
+    def wrap(data: list[bytes]) -> list[bytes]:
+        return [prefix, *data, b"}"]
 
     cursor = parse_cursor(request.headers.get("last-event-id"))
     return EventSourceResponse(

@@ -8,7 +8,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
-from roost.api.boundary import BoundaryRoute
+from roost.api.boundary import BoundaryRoute, let_go
 from roost.api.errors import responses
 from roost.api.responses import JSONBytes, message_json, raw_json, raw_json_array
 from roost.api.wire import (
@@ -94,7 +94,9 @@ async def delete_message(
 @router.post("/session/{sessionID}/message", responses=responses(InvalidInput, NotFound))
 async def prompt(request: Request, session_id: SessionIDParam, body: PromptBody) -> Response:
     """Send a prompt and answer with the assistant message once its turn ends."""
-    row = await _service(request).prompt(session_id, await _prompt_input(body))
+    prompt_input = await _prompt_input(body)
+    row = await _service(request).prompt(session_id, prompt_input)
+    await let_go(prompt_input.parts)
     return raw_json(message_json(row.info, row.parts))
 
 
@@ -134,5 +136,7 @@ async def shell(request: Request, session_id: SessionIDParam, body: ShellBody) -
 )
 async def prompt_async(request: Request, session_id: SessionIDParam, body: PromptBody) -> Response:
     """Admit a prompt: 204 only once it is stored."""
-    await _service(request).prompt_async(session_id, await _prompt_input(body))
+    prompt_input = await _prompt_input(body)
+    await _service(request).prompt_async(session_id, prompt_input)
+    await let_go(prompt_input.parts)
     return Response(status_code=204)

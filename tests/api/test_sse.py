@@ -1,0 +1,25 @@
+"""SSE frames built as bytes: what sse-starlette would send, and the stored JSON unchanged."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from sse_starlette import ServerSentEvent
+
+from roost.api.sse import event_json, frame
+from roost.model.event import StoredEvent
+
+
+@pytest.mark.parametrize("event_id", [None, 1, 2**63 - 1])
+def test_a_frame_is_sse_starlettes_encoding_with_lf_endings(event_id: int | None) -> None:
+    properties = {"part": {"text": 'naïve "café"\n\r\u2028 — 😀' * 3}, "sessionID": "ses_a"}
+    data = orjson.dumps(properties)
+    event = StoredEvent(7, "ses_a", 1, "message.part.updated", None, data, 0)
+    pieces = event_json(event)
+    expected = ServerSentEvent(
+        data=b"".join(pieces).decode(), id=None if event_id is None else str(event_id), sep="\n"
+    ).encode()
+    assert frame(pieces, event_id) == expected
+    framed = orjson.loads(b"".join(pieces))
+    assert framed == {"type": "message.part.updated", "properties": properties}
+    assert event.properties == properties  # parsed from ``data`` when asked
