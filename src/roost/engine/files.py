@@ -185,45 +185,42 @@ class ProjectFiles:
 
     # -- version control -----------------------------------------------------------------
 
-    async def _git(self, *args: str, check: bool = False) -> tuple[int, str]:
+    async def _git(
+        self, *args: str, stdin: bytes | None = None, errors: str = "replace"
+    ) -> tuple[int, str]:
+        """Run ``git ARGS`` in the project (``GIT_TIMEOUT_S`` at most, killed if cancelled);
+        returns the exit code and stdout decoded with ``errors``."""
         proc = await asyncio.create_subprocess_exec(
             "git",
             "-c",
             "core.quotepath=off",
             *args,
             cwd=self.root,
-            stdin=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
         )
         try:
             async with asyncio.timeout(GIT_TIMEOUT_S):
-                out, _ = await proc.communicate()
+                out, _ = await proc.communicate(stdin)
         except BaseException:
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
             raise
-        code = proc.returncode or 0
-        if check and code != 0:
-            raise InvalidInput(f"git {args[0]} failed (exit {code})")
-        return code, out.decode(errors="replace")
+        return proc.returncode or 0, out.decode(errors=errors)
 
     async def _ignored(self, names: list[str]) -> set[str]:
         if not names or not await self.is_repository():
             return set()
-        proc = await asyncio.create_subprocess_exec(
-            "git",
+        # Names travel as the bytes they are on disk (not UTF-8 ones included).
+        _, out = await self._git(
             "check-ignore",
             "--stdin",
-            cwd=self.root,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
+            stdin="\n".join(names).encode(errors="surrogateescape"),
+            errors="surrogateescape",
         )
-        async with asyncio.timeout(GIT_TIMEOUT_S):
-            out, _ = await proc.communicate("\n".join(names).encode(errors="surrogateescape"))
-        return set(out.decode(errors="surrogateescape").splitlines())
+        return set(out.splitlines())
 
     async def is_repository(self) -> bool:
         """Whether the project is in a git work tree."""
@@ -244,6 +241,8 @@ class ProjectFiles:
     async def status(self) -> list[dict[str, Any]]:
         """Changed files against ``HEAD`` (``File``: path, added and removed lines, status),
         untracked files counted as added."""
+        if not await self.is_repository():
+            return []
         changes = await self._changes("HEAD", context=0, patches=False)
         return [
             {
@@ -270,8 +269,7 @@ class ProjectFiles:
         return await self._changes(base, context=context, patches=True)
 
     async def _changes(self, base: str, *, context: int, patches: bool) -> list[dict[str, Any]]:
-        if not await self.is_repository():
-            return []
+        """Changes against ``base`` (the caller checked the project is a repository)."""
         code, numstat = await self._git("diff", "--numstat", "-z", "--no-renames", base)
         if code != 0:  # no commit yet: everything is new
             numstat = ""
@@ -298,7 +296,8 @@ class ProjectFiles:
                 "added"
             )
         _, untracked = await self._git("ls-files", "--others", "--exclude-standard", "-z")
-        for name in filter(None, untracked.split("\0")):
+        new_files = set(filter(None, untracked.split("\0")))
+        for name in sorted(new_files):
             text = await anyio.to_thread.run_sync(_read_text, self.root / name)
             changes[name] = {
                 "file": name,
@@ -308,7 +307,7 @@ class ProjectFiles:
             }
         if patches:
             for name, change in changes.items():
-                if name in untracked.split("\0"):
+                if name in new_files:
                     _, patch = await self._git(
                         "diff", "--no-index", f"-U{context}", "--", "/dev/null", name
                     )
