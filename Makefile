@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 NPM_FLAGS := --no-audit --no-fund --loglevel=error
 
-.PHONY: install serve test compat-install browser-install lint fmt typecheck check bench
+.PHONY: install serve test compat-install browser-install postgres-install lint fmt typecheck check bench
 
 install:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
@@ -29,7 +29,16 @@ browser-install:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq --no-install-recommends chromium tmux >/dev/null; }
 
-test: install compat-install browser-install
+# PostgreSQL's server from Debian (tests/support/postgres.py starts a private throwaway
+# cluster on loopback with it); installed when running as root (CI is root), else the
+# PostgreSQL tests skip and say what is missing. The package's own cluster is not used.
+postgres-install:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || \
+		[ "$$(id -u)" != 0 ] || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends postgresql >/dev/null; }
+
+test: install compat-install browser-install postgres-install
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/ruff check src tests bench
 	$(BIN)/lint-imports

@@ -46,7 +46,8 @@ class Settings:
     """What one ``roost serve`` runs with.
 
     Attributes:
-        db_path: The SQLite file (``--db``, ``ROOST_DB``, else the user data directory).
+        db_path: The SQLite file (``--db``, ``ROOST_DB``, else the user data directory), or
+            the PostgreSQL URL (``postgresql://…``) the store lives in.
         synchronous: SQLite ``synchronous`` for the store: ``FULL`` (the default) makes each
             commit durable against power loss; ``NORMAL`` against process crashes only.
         password: Basic-auth password (``ROOST_SERVER_PASSWORD``); None disables auth.
@@ -54,7 +55,7 @@ class Settings:
         allowed_hosts: Extra ``Host`` names that reach this server (``--allow-host``).
     """
 
-    db_path: Path
+    db_path: Path | str
     hostname: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     directory: Path = Path()
@@ -69,6 +70,23 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY_MB * 2**20
     """Longest request body accepted; longer ones get a 413 (``--max-body-mb``,
     ``ROOST_MAX_BODY_MB``, in MiB)."""
+    replica: str | None = None
+    """This process's name among the replicas of one store (``--replica``): shown in
+    ``/global/health`` and in the owner of its leases. None: the host name and pid."""
+    pool_size: int = 4
+    """Reader connections to the store (``--pool-size``)."""
+    lease_ttl_ms: int = 15_000
+    """How long a run lease lives without renewal (``--lease-ttl-ms``, ``ROOST_LEASE_TTL_MS``);
+    the holder renews every third of it, and another replica recovers a run whose lease
+    expired."""
+
+    @property
+    def data_dir(self) -> Path:
+        """Where tool output and file snapshots go: the SQLite file's directory, or with
+        PostgreSQL the user data directory (``<XDG data dir>/roost``)."""
+        if isinstance(self.db_path, Path):
+            return self.db_path.parent
+        return Path(platformdirs.user_data_dir(APP_NAME))
 
     @staticmethod
     def default_db_path(env: dict[str, str]) -> Path:

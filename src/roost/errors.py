@@ -157,10 +157,12 @@ class StoreClosed(RoostError):
 DISK_FULL: Final = "disk_full"
 READ_ONLY: Final = "read_only"
 IO_ERROR: Final = "io_error"
+UNREACHABLE: Final = "unreachable"
 _STORAGE_CAUSES: Final = {
     DISK_FULL: "the disk holding the database is full",
     READ_ONLY: "the database is read-only",
     IO_ERROR: "the database could not be written (I/O error)",
+    UNREACHABLE: "the database server cannot be reached",
 }
 
 
@@ -168,14 +170,16 @@ class StorageUnavailable(RoostError):
     """The database refused a command because of its storage; nothing of it was stored.
 
     The store raises it for SQLite's ``SQLITE_FULL``, ``SQLITE_READONLY`` and ``SQLITE_IOERR``
-    result codes (https://sqlite.org/rescode.html). The cause lies outside Roost (a full disk,
-    a file system remounted read-only, a failing device) and often passes: the same command may
-    succeed later, unchanged.
+    result codes (https://sqlite.org/rescode.html), and for PostgreSQL's storage and connection
+    failures (``store/postgres.py``). The cause lies outside Roost (a full disk, a file system
+    remounted read-only, a failing device, a database server restarting) and often passes: the
+    same command may succeed later, unchanged.
 
     Attributes:
-        cause: ``DISK_FULL``, ``READ_ONLY`` or ``IO_ERROR``.
-        code: SQLite's extended result code name, e.g. ``SQLITE_IOERR_WRITE``.
-        path: The database file.
+        cause: ``DISK_FULL``, ``READ_ONLY``, ``IO_ERROR`` or ``UNREACHABLE``.
+        code: SQLite's extended result code name (``SQLITE_IOERR_WRITE``), or PostgreSQL's
+            SQLSTATE (``53100``) or the driver's error class.
+        path: The database file, or the PostgreSQL URL without its password.
     """
 
     def __init__(self, cause: str, code: str, path: str) -> None:

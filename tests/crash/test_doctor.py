@@ -16,7 +16,7 @@ from tests.support.waiting import wait_for
 pytestmark = pytest.mark.crash
 
 
-def _doctor(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _doctor(db: Path | str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "roost", "doctor", "--db", str(db), *args],
         capture_output=True,

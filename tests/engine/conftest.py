@@ -1,5 +1,5 @@
-"""A ``SessionService`` on a real SQLite file with the scripted LLM, started and stopped per
-test (no HTTP server)."""
+"""A ``SessionService`` on a real store (an SQLite file, a PostgreSQL database) with the
+scripted LLM, started and stopped per test (no HTTP server)."""
 
 from __future__ import annotations
 
@@ -31,9 +31,10 @@ def lease_ttl_ms() -> int:
 
 @pytest.fixture
 async def service(
-    tmp_path: Path, llm: ScriptedLLM, lease_ttl_ms: int
+    tmp_path: Path, llm: ScriptedLLM, lease_ttl_ms: int, store_target: Path | str
 ) -> AsyncIterator[SessionService]:
-    db = await Database.open(tmp_path / "engine.db")
+    """Once on a fresh SQLite file and once on a fresh PostgreSQL database."""
+    db = await Database.open(store_target)
     svc = SessionService(
         db,
         Catalog(project_config(llm.base_url), {}),

@@ -14,9 +14,10 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    """A migrated SQLite store on a fresh file, its writer thread running."""
-    database = await Database.open(tmp_path / "store.db")
+async def db(store_target: Path | str) -> AsyncIterator[Database]:
+    """A migrated store, once on a fresh SQLite file and once on a fresh PostgreSQL database,
+    its writer thread running."""
+    database = await Database.open(store_target)
     try:
         yield database
     finally:

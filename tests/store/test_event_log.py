@@ -10,17 +10,22 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Connection, text
 
+from roost.errors import Conflict
 from roost.model import event as ev
 from roost.store import database
 from roost.store.database import Database
 from roost.store.event_log import Tx, read_events_after
+from roost.store.postgres import WRITE_LOCK, PostgresDatabase
+from roost.store.sqlite import SQLiteDatabase
 from tests.store.builders import session_info, user_info
 from tests.store.builders import text as text_part
+from tests.support.postgres import libpq_url
 
 pytestmark = pytest.mark.anyio
 
@@ -103,7 +108,7 @@ async def test_unique_session_seq_is_enforced_by_the_schema(db: Database) -> Non
             )
         )
 
-    with pytest.raises(Exception, match="UNIQUE"):
+    with pytest.raises(Conflict, match=r"UNIQUE|uq_event_session_seq"):
         await db.write(duplicate)
 
 
@@ -119,13 +124,21 @@ async def test_writes_wait_for_another_writer_instead_of_failing_locked(
 ) -> None:
     """Another process holding the write lock delays our commit; it never surfaces as
     "database is locked"."""
-    holder = sqlite3.connect(db.path, isolation_level=None, check_same_thread=False)
-    holder.execute("BEGIN IMMEDIATE")
+    holder: Any
+    if isinstance(db, PostgresDatabase):
+        holder = psycopg.connect(libpq_url(db.url), autocommit=True)
+        holder.execute(f"SELECT pg_advisory_lock({WRITE_LOCK})")
+        unlock = f"SELECT pg_advisory_unlock({WRITE_LOCK})"
+    else:
+        assert isinstance(db, SQLiteDatabase)
+        holder = sqlite3.connect(db.path, isolation_level=None, check_same_thread=False)
+        holder.execute("BEGIN IMMEDIATE")
+        unlock = "COMMIT"
     released = threading.Event()
 
     def release_later() -> None:
         time.sleep(0.5)
-        holder.execute("COMMIT")
+        holder.execute(unlock)
         released.set()
 
     threading.Thread(target=release_later).start()
@@ -171,15 +184,18 @@ async def test_event_and_projection_rows_hold_orjsons_text_of_what_was_appended(
     assert datas == [orjson.dumps(props) for _, props in appended]
 
     def rows(conn: Connection) -> dict[str, Any]:
-        def one(sql: str) -> Any:
-            return conn.execute(text(sql)).one()
+        # The stored type of each value: SQLite's typeof, PostgreSQL's pg_typeof.
+        kind = "typeof(data)" if conn.dialect.name == "sqlite" else "CAST(pg_typeof(data) AS text)"
+
+        def one(table: str) -> Any:
+            return conn.execute(text(f"SELECT {kind}, data FROM {table}")).one()
 
         return {
-            "events": conn.execute(text("SELECT typeof(data), data FROM event ORDER BY id")).all(),
-            "session": one("SELECT typeof(data), data FROM session"),
-            "message": one("SELECT typeof(data), data FROM message"),
-            "part": one("SELECT typeof(data), data FROM part"),
-            "todo": one("SELECT typeof(data), data FROM todo"),
+            "events": conn.execute(text(f"SELECT {kind}, data FROM event ORDER BY id")).all(),
+            "session": one("session"),
+            "message": one("message"),
+            "part": one("part"),
+            "todo": one("todo"),
         }
 
     stored = await db.read(rows)

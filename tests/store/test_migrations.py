@@ -1,29 +1,50 @@
-"""The schema comes from numbered migrations, and they match the declared metadata."""
+"""The schema comes from numbered migrations, they match the declared metadata on both
+databases, and replicas that start together migrate once."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy.pool import NullPool
 
-from roost.store.database import HEAD_REVISION, migrate, sqlite_url, upgrade
+from roost.store.database import HEAD_REVISION, Database, migrate, upgrade
+from roost.store.location import parse
 from roost.store.schema import metadata
+from tests.support.postgres import PostgresCluster
+
+pytestmark = pytest.mark.anyio
 
 
-def _schema(path: Path) -> set[tuple[str, str, str]]:
-    engine = create_engine(sqlite_url(path))
+def _engine(target: Path | str) -> Engine:
+    return create_engine(parse(target).url, poolclass=NullPool)
+
+
+def _schema(engine: Engine) -> dict[str, Any]:
+    """Tables with their columns (name, type, nullable), indexes and unique constraints."""
     with engine.connect() as conn:
-        rows = conn.execute(
-            text("SELECT type, name, tbl_name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")
-        ).all()
-    engine.dispose()
-    return {tuple(r) for r in rows}
+        found = inspect(conn)
+        return {
+            table: (
+                [(c["name"], str(c["type"]), c["nullable"]) for c in found.get_columns(table)],
+                sorted((i["name"], tuple(i["column_names"])) for i in found.get_indexes(table)),
+                sorted(
+                    (u["name"], tuple(u["column_names"]))
+                    for u in found.get_unique_constraints(table)
+                ),
+                found.get_pk_constraint(table)["constrained_columns"],
+            )
+            for table in sorted(found.get_table_names())
+        }
 
 
-def test_upgrading_an_empty_database_gives_the_declared_schema(tmp_path: Path) -> None:
-    engine = create_engine(sqlite_url(tmp_path / "migrated.db"))
+def test_upgrading_an_empty_database_gives_the_declared_schema(store_target: Path | str) -> None:
+    engine = _engine(store_target)
     upgrade(engine)
     with engine.connect() as conn:
         diffs = compare_metadata(MigrationContext.configure(conn), metadata)
@@ -33,17 +54,45 @@ def test_upgrading_an_empty_database_gives_the_declared_schema(tmp_path: Path) -
     assert version == HEAD_REVISION
 
 
-def test_the_fresh_database_fast_path_matches_the_migrations(tmp_path: Path) -> None:
-    migrated, fresh = tmp_path / "migrated.db", tmp_path / "fresh.db"
-    upgrade(create_engine(sqlite_url(migrated)))
-    migrate(create_engine(sqlite_url(fresh)))
+def test_the_fresh_database_fast_path_matches_the_migrations(
+    store_target: Path | str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if isinstance(store_target, Path):
+        other: Path | str = tmp_path / "fresh.db"
+    else:
+        cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
+        other = cluster.create_database()
+    migrated, fresh = _engine(store_target), _engine(other)
+    upgrade(migrated)
+    migrate(fresh)
     assert _schema(fresh) == _schema(migrated)
+    migrated.dispose()
+    fresh.dispose()
 
 
-def test_migrate_is_a_no_op_on_an_up_to_date_database(tmp_path: Path) -> None:
-    path = tmp_path / "db.db"
-    engine = create_engine(sqlite_url(path))
+def test_migrate_is_a_no_op_on_an_up_to_date_database(store_target: Path | str) -> None:
+    engine = _engine(store_target)
     migrate(engine)
     migrate(engine)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
+    engine.dispose()
+
+
+async def test_replicas_opening_one_new_store_together_migrate_it_once(
+    store_target: Path | str,
+) -> None:
+    """Four stores opened at the same moment on one empty database: each takes the migration
+    lock in turn, the first creates the schema and the others find it at the head."""
+    opened = await asyncio.gather(*(Database.open(store_target) for _ in range(4)))
+    try:
+        engine = _engine(store_target)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).all() == [
+                (HEAD_REVISION,)
+            ]
+            assert conn.execute(text("SELECT count(*) FROM event")).scalar() == 0
+        engine.dispose()
+    finally:
+        for db in opened:
+            await db.close()

@@ -64,7 +64,7 @@ class RoostServer:
     def __init__(
         self,
         directory: Path,
-        db_path: Path,
+        db_path: Path | str,
         *,
         env: dict[str, str] | None = None,
         args: list[str] | None = None,

@@ -42,7 +42,7 @@ from roost.engine.chaos import CUT_POINTS
 from roost.engine.owner import is_provably_dead
 from roost.engine.recovery import group_alive
 from roost.store import invariants, leases, runs
-from roost.store.database import sqlite_url
+from roost.store.sqlite import sqlite_url
 from roost.testing.scripted_llm import AUX_MODEL, Delay, ScriptedLLM, Text, Turn, tool_turn
 
 _READY_TIMEOUT_S = 30.0

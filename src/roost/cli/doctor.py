@@ -25,7 +25,7 @@ from roost.store import invariants, runs
 from roost.store.database import Database
 
 
-async def doctor(db_path: Path, *, repair: bool, console: Console) -> int:
+async def doctor(db_path: Path | str, *, repair: bool, console: Console) -> int:
     """Check (and optionally repair) the database; returns the exit code (0: healthy)."""
     db = await Database.open(db_path)
     try:
@@ -83,10 +83,10 @@ def _print(console: Console, title: str, report: invariants.Report) -> None:
             console.print(f"       - {line}")
 
 
-def run_doctor(db_path: Path, *, repair: bool) -> int:
+def run_doctor(db_path: Path | str, *, repair: bool) -> int:
     """Blocking entry point used by the CLI."""
     console = Console()
-    if not db_path.exists():
+    if isinstance(db_path, Path) and not db_path.exists():
         console.print(f"[red]no database at {db_path}[/red]")
         return 2
     return asyncio.run(doctor(db_path, repair=repair, console=console))

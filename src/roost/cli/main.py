@@ -32,8 +32,27 @@ def serve(
     ),
     hostname: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     db: Annotated[
-        Path | None,
-        typer.Option(help="SQLite file (default: $ROOST_DB or the user data directory)."),
+        str | None,
+        typer.Option(
+            help="SQLite file, or postgresql://user:password@host:port/database "
+            "(default: $ROOST_DB or a file in the user data directory)."
+        ),
+    ] = None,
+    replica: Annotated[
+        str | None,
+        typer.Option(help="This process's name among the replicas of one store (for health)."),
+    ] = None,
+    pool_size: Annotated[
+        int, typer.Option(help="Reader connections to the store.", min=1, max=64)
+    ] = 4,
+    lease_ttl_ms: Annotated[
+        int | None,
+        typer.Option(
+            help="Run lease lifetime in ms (default: $ROOST_LEASE_TTL_MS or 15000); renewed "
+            "every third of it. A replica recovers a dead one's runs after it expires.",
+            min=1_000,
+            max=3_600_000,
+        ),
     ] = None,
     sync: Annotated[str, typer.Option(help="SQLite synchronous mode: FULL or NORMAL.")] = "FULL",
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
@@ -59,6 +78,7 @@ def serve(
     Web pages may call it only from loopback origins, its own origin and ``--cors`` origins.
     """
     from roost.cli.serve import resolve_db, run_server
+    from roost.store.location import InvalidLocation
 
     env = environment()
     mode = sync.upper()
@@ -71,8 +91,22 @@ def serve(
             raise typer.BadParameter("ROOST_MAX_BODY_MB must be a number of MiB") from exc
     if not 0 <= max_body_mb < 2**40:  # also refuses NaN
         raise typer.BadParameter("the body limit must be a number of MiB from 0 to 2^40")
+    if lease_ttl_ms is None:
+        try:
+            lease_ttl_ms = int(env.get("ROOST_LEASE_TTL_MS") or 15_000)
+        except ValueError as exc:
+            raise typer.BadParameter("ROOST_LEASE_TTL_MS must be a number of ms") from exc
+        if not 1_000 <= lease_ttl_ms <= 3_600_000:
+            raise typer.BadParameter("ROOST_LEASE_TTL_MS must be from 1000 to 3600000 ms")
+    try:
+        db_path = resolve_db(db, env)
+    except InvalidLocation as exc:
+        raise typer.BadParameter(str(exc), param_hint="--db") from exc
     settings = Settings(
-        db_path=resolve_db(db, env),
+        db_path=db_path,
+        replica=replica,
+        pool_size=pool_size,
+        lease_ttl_ms=lease_ttl_ms,
         hostname=hostname,
         port=port,
         directory=Path.cwd(),
@@ -122,14 +156,22 @@ def run(
 
 @app.command()
 def doctor(
-    db: Annotated[Path | None, typer.Option(help="SQLite file (default: as roost serve).")] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(help="SQLite file or postgresql:// URL (default: as roost serve)."),
+    ] = None,
     repair: Annotated[bool, typer.Option(help="Repair what can be repaired.")] = False,
 ) -> None:
     """Check the store's invariants offline (and repair them with --repair)."""
     from roost.cli.doctor import run_doctor
     from roost.cli.serve import resolve_db
+    from roost.store.location import InvalidLocation
 
-    raise typer.Exit(run_doctor(resolve_db(db, environment()), repair=repair))
+    try:
+        target = resolve_db(db, environment())
+    except InvalidLocation as exc:
+        raise typer.BadParameter(str(exc), param_hint="--db") from exc
+    raise typer.Exit(run_doctor(target, repair=repair))
 
 
 @app.command()

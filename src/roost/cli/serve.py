@@ -45,7 +45,9 @@ from roost.engine.owner import this_owner
 from roost.engine.sessions import ServiceOptions, SessionService
 from roost.engine.snapshots import SnapshotStore, store_dir
 from roost.engine.tool_context import WaitPolicy
+from roost.errors import StorageUnavailable
 from roost.store.database import Database
+from roost.store.location import parse
 
 
 class _Server(uvicorn.Server):
@@ -147,16 +149,18 @@ def snapshot_store(
     if shutil.which("git") is None:
         print("WARNING: git not found: revert will not restore files", file=sys.stderr)
         return None
-    db = settings.db_path.resolve()
-    data_dir = db.parent
-    own = [db, *(db.with_name(db.name + end) for end in ("-wal", "-shm", "-journal"))]
+    data_dir = settings.data_dir.resolve()
+    own = [data_dir / "tool-output"]
+    if isinstance(settings.db_path, Path):
+        db = settings.db_path.resolve()
+        own += [db, *(db.with_name(db.name + end) for end in ("-wal", "-shm", "-journal"))]
     return SnapshotStore(
         store_dir(data_dir, project, directory),
         directory,
         durable=settings.synchronous.upper() == "FULL",
         # The data directory may be the project itself (``--db ./roost.db``): then only
         # Roost's own files there are left out.
-        exclude=[data_dir] if data_dir != directory else [*own, data_dir / "tool-output"],
+        exclude=[data_dir] if data_dir != directory else own,
     )
 
 
@@ -182,7 +186,12 @@ async def serve(settings: Settings) -> None:
     mcp_entries = mcp_servers(config)
     mcp_default_timeout_ms = mcp_timeout_ms(config)
     warn_if_exposed(settings)
-    db = await Database.open(settings.db_path, synchronous=settings.synchronous)
+    try:
+        db = await Database.open(
+            settings.db_path, synchronous=settings.synchronous, pool_size=settings.pool_size
+        )
+    except StorageUnavailable as exc:
+        raise ConfigError(f"cannot open the store: {exc}") from exc
     project = project_id(directory)
     service = SessionService(
         db,
@@ -194,11 +203,13 @@ async def serve(settings: Settings) -> None:
             retry=retry_policy(config),
             instructions=instructions(directory, env, config),
             tools=builtin_tools(global_config_dir(env)),
-            output_dir=settings.db_path.parent / "tool-output",
+            output_dir=settings.data_dir / "tool-output",
             waits=WaitPolicy(*wait_policy_values(config)),
             commands=load_commands(config, directory, global_config_dir(env)),
             config_dir=global_config_dir(env),
             snapshots=snapshot_store(settings, config, directory, project),
+            lease_ttl_ms=settings.lease_ttl_ms,
+            replica=settings.replica,
         ),
         mcp=McpServers(
             db,
@@ -212,7 +223,7 @@ async def serve(settings: Settings) -> None:
         service,
         password=settings.password,
         username=settings.username,
-        data_dir=settings.db_path.parent,
+        data_dir=settings.data_dir,
         config_dir=global_config_dir(env),
         heartbeat_s=settings.heartbeat_s,
         origins=policy,
@@ -253,6 +264,16 @@ def run_server(settings: Settings) -> None:
         asyncio.run(serve(settings))
 
 
-def resolve_db(db: Path | None, env: dict[str, str]) -> Path:
-    """``--db`` if given, else the default location."""
-    return db.expanduser() if db is not None else Settings.default_db_path(env)
+def resolve_db(db: str | Path | None, env: dict[str, str]) -> Path | str:
+    """Where the store lives: ``--db`` if given, else ``ROOST_DB``, else the default file.
+    A path for SQLite, a URL for PostgreSQL.
+
+    Raises:
+        InvalidLocation: The value is a URL of an unsupported kind.
+    """
+    if db is None:
+        db = env.get("ROOST_DB") or None
+    if db is None:
+        return Settings.default_db_path({})
+    location = parse(db if isinstance(db, str) else db.expanduser())
+    return location.path if location.path is not None else location.url

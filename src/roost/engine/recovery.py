@@ -54,7 +54,7 @@ from roost.model import message as msg
 from roost.model.session import IDLE
 from roost.store import leases, processes, queries, runs
 from roost.store.database import Database
-from roost.store.event_log import Tx, now_ms
+from roost.store.event_log import Tx, now_ms, store_now_ms
 from roost.store.schema import run_recovery
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ def _orphans(
 ) -> list[tuple[str, str, str]]:
     """(session id, run id, reason) of orphaned runs."""
     found: dict[str, tuple[str, str]] = {}
-    at = now_ms()
+    at = store_now_ms(conn)
     expired, live = leases.expired(conn, at), leases.live(conn, at)
     for lease in expired:
         if lease.owner == owner and holds is not None and holds(lease.session_id, lease.generation):
@@ -182,7 +182,7 @@ async def recover_run(
     def write(tx: Tx) -> tuple[bool, list[processes.ProcessRow]] | None:
         run = runs.get_run(tx.conn, run_id)
         lease = leases.get(tx.conn, session_id)
-        if lease is not None and lease.run_id != run_id and lease.is_live(now_ms()):
+        if lease is not None and lease.run_id != run_id and lease.is_live(store_now_ms(tx.conn)):
             return None  # another run holds the session now
         if (
             lease is not None

@@ -62,7 +62,7 @@ from roost.model import event as ev
 from roost.model import message as msg
 from roost.store import leases, processes, queries, runs
 from roost.store.database import Database
-from roost.store.event_log import Tx, now_ms
+from roost.store.event_log import Tx, now_ms, store_now_ms
 
 T = TypeVar("T")
 ALLOW_ALL: Final = [permissions.Rule(permission="*", pattern="*", action="allow")]
@@ -193,12 +193,16 @@ class RunManager:
         live = await self._db.read(lambda c: _busy_leases(c, self.owner, held))
         return {lease.session_id: lease.status for lease in live}
 
+    def held_leases(self) -> dict[str, int]:
+        """The run leases this process holds: generation by session id."""
+        return self._heartbeat.held() if self._heartbeat is not None else {}
+
     async def is_busy(self, session_id: str) -> bool:
         """Whether the session holds a live lease (a turn is executing somewhere), or this
         process holds its lease (see the module docstring)."""
         held = self._heartbeat.held() if self._heartbeat is not None else {}
-        lease = await self._db.read(lambda c: leases.get(c, session_id))
-        return lease is not None and _is_busy(lease, self.owner, held, now_ms())
+        lease, at = await self._db.read(lambda c: (leases.get(c, session_id), store_now_ms(c)))
+        return lease is not None and _is_busy(lease, self.owner, held, at)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -764,7 +768,7 @@ def _is_busy(lease: leases.Lease, owner: str, held: dict[str, int], at_ms: int) 
 
 def _busy_leases(conn: Any, owner: str, held: dict[str, int]) -> list[leases.Lease]:
     """The leases that make their sessions busy (``_is_busy``)."""
-    at = now_ms()
+    at = store_now_ms(conn)
     found = {lease.session_id: lease for lease in leases.live(conn, at)}
     for session_id in held.keys() - found.keys():
         lease = leases.get(conn, session_id)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,6 +85,10 @@ class ServiceOptions:
     """Slash commands by name (``engine/commands.py``)."""
     config_dir: Path | None = None
     """The global OpenCode config folder (``~/.config/opencode``): skills, commands."""
+    lease_ttl_ms: int = 15_000
+    """Run lease lifetime without renewal, ms; renewed every third of it."""
+    replica: str | None = None
+    """This process's name among the store's replicas (``--replica``), for health."""
 
 
 class SessionService:
@@ -119,6 +125,7 @@ class SessionService:
             instructions=list(options.instructions),
             more_tools=self.mcp.tools,
             snapshots=options.snapshots,
+            lease_ttl_ms=options.lease_ttl_ms,
         )
         self._files = FileChanges(options.snapshots) if options.snapshots else None
         self.runs.run_subtask = self.run_subtask
@@ -276,6 +283,16 @@ class SessionService:
         finally:
             for sid in tree:
                 self.runs.release(sid)
+
+    def replica_info(self) -> dict[str, Any]:
+        """This process among the store's replicas: ``{"store": {"kind", "location"},
+        "replica", "owner", "leases": [session ids whose run lease it holds]}``."""
+        return {
+            "store": {"kind": self.db.kind, "location": self.db.where},
+            "replica": self.options.replica or f"{socket.gethostname()}:{os.getpid()}",
+            "owner": self.runs.owner,
+            "leases": sorted(self.runs.held_leases()),
+        }
 
     async def statuses(self) -> dict[str, dict[str, Any]]:
         """``GET /session/status``: busy and retrying sessions (from live leases)."""

@@ -1,12 +1,19 @@
-"""Opening the database: engines, pragmas, migrations, and the single writer thread.
+"""The store's connections: the writer thread, the readers, migrations; shared by every database.
 
-Every write goes through ``Database.write``: one dedicated thread owns the only write connection
-and runs queued commands in ``BEGIN IMMEDIATE`` transactions, so SQLite never answers
-"database is locked" to a request. Commands that arrive while a transaction commits are grouped
-into the next one (group commit): one fsync serves many concurrent requests. If any command in a
-group raises, the group is rolled back and each of its commands is retried in a transaction of its
-own, so one bad command fails alone. Commands must therefore have no effects outside the
-database; they append events through ``Tx`` and return plain values.
+Every write goes through ``Database.write``: one dedicated thread owns the process's only write
+connection and runs queued commands in transactions, so the database never answers "locked" to a
+request. Commands that arrive while a transaction commits are grouped into the next one (group
+commit): one fsync serves many concurrent requests. If any command in a group raises, the group
+is rolled back and each of its commands is retried in a transaction of its own, so one bad
+command fails alone. Commands must therefore have no effects outside the database; they append
+events through ``Tx`` and return plain values.
+
+Each write transaction first takes the database's write lock (``BEGIN IMMEDIATE`` on SQLite, a
+transaction-scoped advisory lock on PostgreSQL: see the subclasses), so write transactions of
+all processes on one store run one at a time. Event ids are then assigned in commit order, the
+global event cursor (``Last-Event-ID``) never skips a later-visible event, and the store's
+check-then-write paths (lease acquisition, the per-session ``seq`` counter, admission's id
+checks) stay correct with several replicas, as they are with one.
 
 A committed batch of more than ``_FREE_ON_LOOP`` events (a 100k-part prompt) is freed by a
 reaper thread, ``_FREE_SLICE`` events per call, once the loop has published it: freeing it in one
@@ -15,49 +22,45 @@ keeps the batch alive by then: the writer's transaction objects are gone, and th
 each command's own list of events before publishing the batch.
 
 Reads run on a few reader threads, each owning one connection for its lifetime
-(``Database.read``); in WAL mode they see the last committed state and never block the writer.
+(``Database.read``); each read sees one consistent committed snapshot and never blocks the
+writer.
 
-Storage failures enter here and leave typed: a command or read that SQLite refuses because the
-disk is full, the database is read-only or I/O failed raises ``StorageUnavailable`` (see
-``storage_error``); its transaction was rolled back, so nothing of it is stored, and the writer
-goes on with the next command (which succeeds once the storage accepts writes again).
-
-Only SQLite is built so far; the dialect-specific pieces (pragmas, ``BEGIN IMMEDIATE``, result
-codes) are confined to this module so PostgreSQL can be added behind the same interface.
+Storage failures enter here and leave typed: a command or read that the database refuses
+because the disk is full, the database is read-only, I/O failed or its server cannot be reached
+raises ``StorageUnavailable`` (see ``storage_error``); its transaction was rolled back, so nothing
+of it is stored, and the writer goes on with the next command (which succeeds once the storage
+accepts writes again).
 """
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import concurrent.futures
 import contextlib
-import errno
 import itertools
 import logging
-import os
 import queue
-import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import anyio
 import anyio.to_thread
-from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.pool import NullPool
+from sqlalchemy import Connection, Engine, inspect
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from roost.errors import DISK_FULL, IO_ERROR, READ_ONLY, StorageUnavailable, StoreClosed
+from roost.errors import Conflict, StorageUnavailable, StoreClosed
 from roost.model.event import StoredEvent
-from roost.store.event_log import Tx
+from roost.store.event_log import CLOCK, Tx
 from roost.store.schema import metadata
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 """The newest migration; checked cheaply at start so Alembic is imported only when needed."""
 
 _READERS = 4
@@ -109,106 +112,21 @@ class _Read:
             self.loop.call_soon_threadsafe(resolve)
 
 
-def _configure_sqlite(engine: Engine, *, synchronous: str, writer: bool) -> None:
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
-        # Let SQLAlchemy's "begin" hook emit BEGIN IMMEDIATE instead of pysqlite's deferred
-        # BEGIN: the writer takes the write lock up front, so it never fails with SQLITE_BUSY
-        # half-way through a transaction (SQLAlchemy docs, "Serializable isolation / Savepoints
-        # / Transactional DDL" for pysqlite).
-        dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute(f"PRAGMA synchronous={synchronous}")
-        cur.execute("PRAGMA busy_timeout=10000")
-        cur.execute("PRAGMA foreign_keys=OFF")
-        cur.close()
-
-    # Readers take a deferred (shared) snapshot; only the writer takes the write lock. This is
-    # the dialect's ``do_begin`` rather than a "begin" event listener: any connection event
-    # listener makes every statement dispatch (empty) execute events, which costs more here
-    # than the statement.
-    begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
-
-    def do_begin(dbapi_conn: Any) -> None:
-        dbapi_conn.execute(begin)
-
-    engine.dialect.do_begin = do_begin  # type: ignore[method-assign,assignment]
-
-
-_STORAGE_CAUSE_BY_CODE = {
-    sqlite3.SQLITE_FULL: DISK_FULL,
-    sqlite3.SQLITE_READONLY: READ_ONLY,
-    sqlite3.SQLITE_IOERR: IO_ERROR,
-}
-"""Primary result codes that mean the storage refused (https://sqlite.org/rescode.html)."""
-
-
-def storage_error(exc: BaseException, path: Path) -> StorageUnavailable | None:
-    """The ``StorageUnavailable`` that a database error stands for, or None for other errors.
-
-    SQLite reports storage trouble as ``SQLITE_FULL``, ``SQLITE_READONLY`` or one of the
-    ``SQLITE_IOERR_*`` extended codes (the primary code is the low byte). A connection that was
-    opened before its file system went read-only (ext4 remounts itself read-only after an error)
-    sees ``EROFS`` as a failed write, ``SQLITE_IOERR_WRITE``: an I/O error on a file system that
-    is now mounted read-only is reported as ``read_only``, which is what the operator must fix.
-
-    Args:
-        exc: What the driver or SQLAlchemy raised (``DBAPIError`` wraps ``sqlite3.Error``).
-        path: The database file, named in the error.
-    """
-    orig = exc.orig if isinstance(exc, DBAPIError) else exc
-    code = getattr(orig, "sqlite_errorcode", None)
-    if not isinstance(orig, sqlite3.Error) or not isinstance(code, int):
-        return None
-    cause = _STORAGE_CAUSE_BY_CODE.get(code & 0xFF)
-    if cause is None:
-        return None
-    if cause == IO_ERROR and _on_read_only_fs(path):
-        cause = READ_ONLY
-    name = getattr(orig, "sqlite_errorname", None) or f"SQLite result code {code}"
-    error = StorageUnavailable(cause, str(name), str(path))
-    error.__cause__ = exc
-    return error
-
-
-def _on_read_only_fs(path: Path) -> bool:
-    """Whether the database's file system refuses writes as read-only (``EROFS``).
-
-    The mount flags are not enough: ext4 that remounted itself after an error ("emergency
-    read-only") still shows ``rw``. Opening an unnamed temporary file in the directory asks the
-    file system itself and leaves nothing behind; the database file is not opened, because
-    closing another descriptor of it would drop SQLite's POSIX locks (sqlite.org, "How To
-    Corrupt An SQLite Database File", 2.2.1).
-    """
-    try:
-        if os.statvfs(path.parent).f_flag & os.ST_RDONLY:
-            return True
-        fd = os.open(path.parent, os.O_TMPFILE | os.O_WRONLY, 0o600)
-    except OSError as exc:
-        return exc.errno == errno.EROFS
-    os.close(fd)
-    return False
-
-
-def sqlite_url(path: Path) -> str:
-    """SQLAlchemy URL for an SQLite file."""
-    return f"sqlite+pysqlite:///{path}"
-
-
-def migrate(engine: Engine) -> None:
+def migrate(engine: Engine, lock: Callable[[Connection], None] | None = None) -> None:
     """Bring the database to the newest schema (a no-op when it is already there).
 
     An empty database gets the declared schema directly and is stamped with the head revision,
     as Alembic's cookbook describes ("Building an Up to Date Database from Scratch"); a test
     proves that running every migration on an empty database yields the same schema. Any other
     database is upgraded by Alembic, which is imported only then (it costs start-up time).
+
+    Everything runs in one transaction, after ``lock(conn)`` (the subclass's migration lock), so
+    replicas that start together migrate once: the others wait, then find the head revision.
     """
     with engine.begin() as conn:
-        tables = {
-            row[0]
-            for row in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='table'")
-        }
+        if lock is not None:
+            lock(conn)
+        tables = set(inspect(conn).get_table_names())
         if "alembic_version" in tables:
             current = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
             if current == HEAD_REVISION:
@@ -221,38 +139,56 @@ def migrate(engine: Engine) -> None:
             )
             conn.exec_driver_sql(f"INSERT INTO alembic_version VALUES ('{HEAD_REVISION}')")
             return
-    upgrade(engine)
+        _upgrade(conn)
 
 
 def upgrade(engine: Engine) -> None:
     """Run Alembic's ``upgrade head`` on the database."""
+    with engine.begin() as conn:
+        _upgrade(conn)
+
+
+def _upgrade(conn: Connection) -> None:
     # Alembic is imported only when there is something to do: it costs start-up time.
     from alembic import command
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+    cfg.attributes["connection"] = conn
+    command.upgrade(cfg, "head")
 
 
-class Database:
-    """The store's connections: one writer thread and a pool of readers.
+class Database(abc.ABC):
+    """The store's connections: one writer thread and a pool of reader threads.
 
-    Use ``await Database.open(path)``; ``close()`` drains the writer and disposes the engines.
+    Open one with ``await Database.open(target)``: an SQLite file path or a ``postgresql://``
+    URL (see ``location.parse``). ``close()`` drains the writer and disposes the engines.
     ``on_commit`` (set by the engine) receives each committed transaction's events, in commit
     order, on the event loop thread.
+
+    The shared logic lives here: the writer thread and its group commit, the readers, the
+    translation of storage failures, the hand-over of results and events to the loop. The
+    subclasses (``sqlite.SQLiteDatabase``, ``postgres.PostgresDatabase``) override only what
+    differs between the databases: engine set-up, migration locking, the lock every write
+    transaction takes (``_begin_write``), the clock leases are judged by (``clock_ms``) and the
+    reading of storage errors (``storage_error``). This is the shape of DBOS's system database
+    (``dbos/_sys_db.py`` with ``_sys_db_sqlite.py`` and ``_sys_db_postgres.py``).
+
+    Attributes:
+        kind: ``"sqlite"`` or ``"postgresql"``.
+        where: The file, or the URL without its password: for errors and ``/global/health``.
     """
 
-    def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
-        self.path = path
-        self.synchronous = synchronous
-        url = sqlite_url(path)
-        self._write_engine = create_engine(url, poolclass=NullPool)
-        self._read_engine = create_engine(url, poolclass=NullPool)
-        _configure_sqlite(self._write_engine, synchronous=synchronous, writer=True)
-        _configure_sqlite(self._read_engine, synchronous=synchronous, writer=False)
+    kind: ClassVar[str]
+
+    def __init__(
+        self, write_engine: Engine, read_engine: Engine, *, readers: int, where: str
+    ) -> None:
+        self.where = where
+        self._write_engine = write_engine
+        self._read_engine = read_engine
+        self._reader_count = readers
         self._queue: queue.SimpleQueue[_Command | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -267,32 +203,82 @@ class Database:
         self._numbers = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    @classmethod
-    async def open(cls, path: Path, *, synchronous: str = "FULL") -> Database:
-        """Create the file if needed, migrate it to the newest schema, start the writer.
+    @staticmethod
+    async def open(
+        target: Path | str, *, synchronous: str = "FULL", pool_size: int | None = None
+    ) -> Database:
+        """Open the store ``target`` names, migrate it to the newest schema, start the writer.
+
+        Args:
+            target: An SQLite file (a path, or ``sqlite:///…``) or a PostgreSQL URL
+                (``postgresql://user:pass@host:port/db``); see ``location.parse``.
+            synchronous: SQLite's ``synchronous`` pragma (ignored by PostgreSQL, whose
+                commits are durable as its server is configured).
+            pool_size: Reader connections (default 4).
 
         Raises:
-            StorageUnavailable: The file could not be created or migrated (full, read-only).
+            InvalidLocation: ``target`` is neither a path nor a supported URL.
+            StorageUnavailable: The store could not be created, reached or migrated.
         """
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = cls(path, synchronous=synchronous)
+        from roost.store.location import parse
+
+        location = parse(target)
+        readers = pool_size or _READERS
+        db: Database
+        if location.kind == "postgresql":
+            from roost.store.postgres import PostgresDatabase
+
+            db = PostgresDatabase(location.url, where=location.display, readers=readers)
+        else:
+            from roost.store.sqlite import SQLiteDatabase
+
+            assert location.path is not None
+            db = SQLiteDatabase(location.path, synchronous=synchronous, readers=readers)
         try:
-            await anyio.to_thread.run_sync(migrate, db._write_engine)
-        except DBAPIError as exc:
-            error = storage_error(exc, path)
+            await anyio.to_thread.run_sync(db._prepare)
+        except Exception as exc:
+            error = db.storage_error(exc)
+            db._write_engine.dispose()
+            db._read_engine.dispose()
             if error is None:
                 raise
             raise error from exc
-        db._loop = asyncio.get_running_loop()
-        db._thread = threading.Thread(target=db._writer_main, name="roost-writer", daemon=True)
-        db._thread.start()
-        for n in range(_READERS):
-            reader = threading.Thread(target=db._reader_main, name=f"roost-reader-{n}", daemon=True)
-            reader.start()
-            db._readers.append(reader)
-        db._reaper = threading.Thread(target=db._reaper_main, name="roost-reaper", daemon=True)
-        db._reaper.start()
+        db._start()
         return db
+
+    def _start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._writer_main, name="roost-writer", daemon=True)
+        self._thread.start()
+        for n in range(self._reader_count):
+            reader = threading.Thread(
+                target=self._reader_main, name=f"roost-reader-{n}", daemon=True
+            )
+            reader.start()
+            self._readers.append(reader)
+        self._reaper = threading.Thread(target=self._reaper_main, name="roost-reaper", daemon=True)
+        self._reaper.start()
+
+    # -- what each database overrides --------------------------------------------------
+
+    @abc.abstractmethod
+    def _prepare(self) -> None:
+        """Create the database if needed and migrate it (on a worker thread, before start)."""
+
+    @abc.abstractmethod
+    def storage_error(self, exc: BaseException) -> StorageUnavailable | None:
+        """The ``StorageUnavailable`` that a driver error stands for, or None for other
+        errors (a constraint violation, a bug)."""
+
+    @abc.abstractmethod
+    def clock_ms(self, conn: Connection) -> int:
+        """Now, in Unix epoch ms, by the clock every replica agrees on: lease expiry is judged
+        by it (``leases``), never by one host's clock against another's."""
+
+    @abc.abstractmethod
+    def _begin_write(self, conn: Connection) -> None:
+        """Called first in every write transaction: take the lock that makes write
+        transactions of all processes on the store run one at a time (module docstring)."""
 
     async def close(self) -> None:
         """Finish queued writes, stop the writer thread and dispose the engines."""
@@ -379,23 +365,28 @@ class Database:
     # -- the reader threads ------------------------------------------------------------
 
     def _reader_main(self) -> None:
-        try:
-            connection = self._read_engine.connect()
-        except Exception as exc:  # e.g. the file became unreadable: fail reads, don't hang them
-            log.exception("a reader could not open the database")
-            error = self._translate(exc)
-            while (read := self._reads.get()) is not None:
-                read.deliver(None, error)
-            return
-        with connection as conn:
-            while (read := self._reads.get()) is not None:
+        conn: Connection | None = None
+        while (read := self._reads.get()) is not None:
+            # A read is idempotent: one whose connection turns out dead (the database server
+            # restarted since its last use) runs again on a new one.
+            for attempt in (1, 2):
                 try:
+                    if conn is None:
+                        conn = self._read_engine.connect()
                     with conn.begin():
+                        conn.info[CLOCK] = self.clock_ms
                         result = read.fn(conn)
                 except BaseException as exc:  # delivered to the caller, like any result
+                    if attempt == 1 and _disconnected(exc):
+                        continue
+                    if conn is None:  # e.g. the file became unreadable: fail, don't hang
+                        log.warning("a reader could not open the database: %s", exc)
                     read.deliver(None, self._translate(exc))
                 else:
                     read.deliver(result, None)
+                break
+        if conn is not None:
+            conn.close()
 
     # -- the writer thread -------------------------------------------------------------
 
@@ -431,22 +422,35 @@ class Database:
                 self._deliver([left])
 
     def _run_group(self, conn: Connection, group: list[_Command]) -> None:
-        try:
-            with conn.begin():
-                for cmd in group:
-                    self._run(conn, cmd)
-        except Exception as exc:
-            if len(group) == 1:
-                group[0].result, group[0].events, group[0].error = None, [], self._translate(exc)
-            else:
-                for cmd in group:
-                    self._run_alone(conn, cmd)
+        for attempt in (1, 2):
+            locked = False
+            try:
+                with conn.begin():
+                    self._begin_write(conn)
+                    locked = True
+                    for cmd in group:
+                        self._run(conn, cmd)
+            except Exception as exc:
+                # A connection found dead before the write lock was taken ran nothing of the
+                # group: run it again on a new connection (SQLAlchemy reconnects an invalidated
+                # one on its next use). Later failures are never retried here: a connection
+                # lost during COMMIT may have committed.
+                if attempt == 1 and not locked and _disconnected(exc):
+                    continue
+                if len(group) == 1:
+                    group[0].result, group[0].events = None, []
+                    group[0].error = self._translate(exc)
+                else:
+                    for cmd in group:
+                        self._run_alone(conn, cmd)
+            break
         self._deliver(group)
 
     def _run_alone(self, conn: Connection, cmd: _Command) -> None:
         cmd.result, cmd.events, cmd.error = None, [], None
         try:
             with conn.begin():
+                self._begin_write(conn)
                 self._run(conn, cmd)
         except Exception as exc:
             cmd.result, cmd.events, cmd.error = None, [], self._translate(exc)
@@ -454,6 +458,7 @@ class Database:
     def _run(self, conn: Connection, cmd: _Command) -> None:
         # The Tx lives only in this frame, so after the commit the command holds the only
         # list of its events (see the module docstring on freeing large batches).
+        conn.info[CLOCK] = self.clock_ms
         tx = Tx(conn)
         self._inject(cmd)
         cmd.result = cmd.fn(tx)
@@ -467,8 +472,13 @@ class Database:
                 del batch[-_FREE_SLICE:]
 
     def _translate(self, exc: BaseException) -> BaseException:
-        """``StorageUnavailable`` for storage failures (see ``storage_error``), else ``exc``."""
-        return storage_error(exc, self.path) or exc
+        """``StorageUnavailable`` for storage failures (see ``storage_error``), ``Conflict``
+        for a violated unique key (either driver's ``IntegrityError``), else ``exc``."""
+        if isinstance(exc, IntegrityError):
+            conflict = Conflict(f"conflicting write: {exc.orig}")
+            conflict.__cause__ = exc
+            return conflict
+        return self.storage_error(exc) or exc
 
     def _inject(self, cmd: _Command) -> None:
         if self.fault is not None:
@@ -520,3 +530,8 @@ class Database:
             self._publish(events)
             if len(events) > _FREE_ON_LOOP:
                 self._garbage.put(events)
+
+
+def _disconnected(exc: BaseException) -> bool:
+    """Whether ``exc`` means the connection was dead (SQLAlchemy invalidated it)."""
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated

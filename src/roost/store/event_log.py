@@ -46,8 +46,19 @@ _INSERT_HEAD = Prepared(insert(session_head), keys=("session_id", "last_seq"))
 
 
 def now_ms() -> int:
-    """Unix epoch milliseconds."""
+    """Unix epoch milliseconds, by this host's clock."""
     return int(time.time() * 1000)
+
+
+CLOCK = "roost.clock"
+"""Key in a store connection's ``info`` of its database's clock (``Database.clock_ms``)."""
+
+
+def store_now_ms(conn: Connection) -> int:
+    """Now in Unix epoch ms by the clock every replica of the store agrees on (PostgreSQL's
+    ``clock_timestamp()``; the host's for SQLite, whose processes share one host)."""
+    clock = conn.info.get(CLOCK)
+    return int(clock(conn)) if clock is not None else now_ms()
 
 
 class Tx:

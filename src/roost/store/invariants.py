@@ -14,7 +14,7 @@ import orjson
 from sqlalchemy import Connection, func, select
 
 from roost.store import leases, processes, queries, runs
-from roost.store.event_log import now_ms
+from roost.store.event_log import store_now_ms
 from roost.store.schema import event
 
 
@@ -58,7 +58,9 @@ def _never_dead(owner: str) -> bool:
 
 
 def _live_sessions(conn: Connection, dead: OwnerDead = _never_dead) -> set[str]:
-    return {lease.session_id for lease in leases.live(conn, now_ms()) if not dead(lease.owner)}
+    return {
+        lease.session_id for lease in leases.live(conn, store_now_ms(conn)) if not dead(lease.owner)
+    }
 
 
 def orphaned_runs(conn: Connection, dead: OwnerDead = _never_dead) -> list[str]:

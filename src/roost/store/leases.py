@@ -18,7 +18,7 @@ import orjson
 from sqlalchemy import Connection, bindparam, select, update
 
 from roost.errors import Conflict
-from roost.store.event_log import now_ms
+from roost.store.event_log import store_now_ms
 from roost.store.prepared import Prepared, upsert
 from roost.store.schema import run_lease
 
@@ -124,7 +124,7 @@ def acquire(
     Raises:
         LeaseHeld: A live lease of another run exists (and ``takeover`` is false).
     """
-    at = now_ms()
+    at = store_now_ms(conn)
     current = get(conn, session_id)
     if current is not None and current.is_live(at) and not takeover and current.run_id != run_id:
         raise LeaseHeld(session_id, current.run_id)
@@ -182,7 +182,7 @@ def renew(
         or already re-taken after the run ended). A lease its own run released is not
         reported: that run has ended, and nobody took anything from it.
     """
-    expires = now_ms() + ttl_ms
+    expires = store_now_ms(conn) + ttl_ms
     lost = []
     for session_id, generation in held:
         params = {"sid": session_id, "generation": generation, "owner": owner, "expires": expires}
@@ -196,7 +196,7 @@ def renew(
 
 def live(conn: Connection, at_ms: int | None = None) -> list[Lease]:
     """Unexpired leases (a range of ``ix_run_lease_expires``)."""
-    at = now_ms() if at_ms is None else at_ms
+    at = store_now_ms(conn) if at_ms is None else at_ms
     rows = conn.execute(select(*_COLUMNS).where(run_lease.c.expires_at_ms > at))
     return [_lease(r) for r in rows]
 
@@ -204,7 +204,7 @@ def live(conn: Connection, at_ms: int | None = None) -> list[Lease]:
 def expired(conn: Connection, at_ms: int | None = None) -> list[Lease]:
     """Expired, not released leases, oldest expiry first (a range of
     ``ix_run_lease_expires``)."""
-    at = now_ms() if at_ms is None else at_ms
+    at = store_now_ms(conn) if at_ms is None else at_ms
     rows = conn.execute(
         select(*_COLUMNS)
         .where(run_lease.c.expires_at_ms > RELEASED, run_lease.c.expires_at_ms <= at)

@@ -15,10 +15,11 @@ it to ``str``, then the driver encoding it back to UTF-8), 40-150 ms each for a 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import BindParameter, Column, Connection, LargeBinary, Table, Text, bindparam
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
@@ -59,7 +60,9 @@ class Prepared:
     """One Core statement, compiled on first use per dialect.
 
     Args:
-        stmt: A Core ``select``/``insert``/``update``/``delete`` (built once, at import).
+        stmt: A Core ``select``/``insert``/``update``/``delete`` (built once, at import), or a
+            function building it for a dialect name (for the constructs SQLAlchemy has only per
+            dialect, such as ``INSERT … ON CONFLICT``).
         keys: For an ``insert`` without ``.values()``: the column names every call passes.
 
     ``execute`` returns the DBAPI cursor: rows are plain tuples in the statement's column order.
@@ -67,7 +70,11 @@ class Prepared:
 
     __slots__ = ("_by_dialect", "_keys", "_stmt")
 
-    def __init__(self, stmt: ClauseElement, keys: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        stmt: ClauseElement | Callable[[str], ClauseElement],
+        keys: Sequence[str] | None = None,
+    ) -> None:
         self._stmt = stmt
         self._keys = tuple(keys) if keys else None
         self._by_dialect: dict[str, _Compiled] = {}
@@ -77,12 +84,13 @@ class Prepared:
 
         Raises:
             KeyError: A bind parameter without a value.
-            sqlite3.Error (or the driver's error): The statement failed.
+            sqlite3.Error or psycopg.Error (the driver's error): The statement failed.
         """
         dialect = conn.dialect
         compiled = self._by_dialect.get(dialect.name)
         if compiled is None:
-            compiled = self._by_dialect[dialect.name] = _Compiled(self._stmt, dialect, self._keys)
+            stmt = self._stmt if isinstance(self._stmt, ClauseElement) else self._stmt(dialect.name)
+            compiled = self._by_dialect[dialect.name] = _Compiled(stmt, dialect, self._keys)
         raw = conn.connection.driver_connection
         assert raw is not None
         return raw.execute(compiled.sql, compiled.args(params or {}))
@@ -155,13 +163,26 @@ def utf8_bytes(column: ColumnElement[str]) -> ColumnElement[bytes]:
 def upsert(table: Table, key: Column[Any], *, utf8: tuple[str, ...] = ()) -> Prepared:
     """Insert a whole row of ``table``, or overwrite every other column when ``key`` (its
     primary key) is taken. Every call passes every column, those named in ``utf8`` as UTF-8
-    ``bytes`` (``utf8_text``)."""
-    stmt = sqlite_insert(table).values(
-        {c.name: utf8_text(c.name) if c.name in utf8 else bindparam(c.name) for c in table.columns}
-    )
-    return Prepared(
-        stmt.on_conflict_do_update(
-            index_elements=[key],
-            set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name != key.name},
+    ``bytes`` (``utf8_text``).
+
+    SQLAlchemy has ``INSERT … ON CONFLICT DO UPDATE`` only in each dialect's own ``insert``
+    (SQLite's and PostgreSQL's take the same arguments), so the statement is built per dialect.
+    """
+
+    values = {
+        c.name: utf8_text(c.name) if c.name in utf8 else bindparam(c.name) for c in table.columns
+    }
+    others = [c.name for c in table.columns if c.name != key.name]
+
+    def build(dialect: str) -> ClauseElement:
+        if dialect == "postgresql":
+            pg = postgresql_insert(table).values(values)
+            return pg.on_conflict_do_update(
+                index_elements=[key], set_={n: pg.excluded[n] for n in others}
+            )
+        lite = sqlite_insert(table).values(values)
+        return lite.on_conflict_do_update(
+            index_elements=[key], set_={n: lite.excluded[n] for n in others}
         )
-    )
+
+    return Prepared(build)

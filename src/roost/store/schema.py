@@ -33,8 +33,11 @@ metadata = MetaData()
 event = Table(
     "event",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    # Global commit order: the SSE ``id:`` and the ``Last-Event-ID`` cursor.
+    Column(
+        "id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    ),
+    # Global commit order: the SSE ``id:`` and the ``Last-Event-ID`` cursor. 64-bit on
+    # PostgreSQL; SQLite's rowid (``INTEGER PRIMARY KEY``) is 64-bit already.
     Column("session_id", String, nullable=False),
     Column("seq", Integer, nullable=False),
     # Per-session position, assigned by ``event_log`` from ``session_head``; never by callers.

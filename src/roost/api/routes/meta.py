@@ -52,9 +52,19 @@ def _providers(service: SessionService) -> list[dict[str, Any]]:
 
 
 @router.get("/global/health")
-async def health() -> Response:
-    """Liveness: ``{"healthy": true, "version"}``."""
-    return JSONBytes({"healthy": True, "version": __version__})
+async def health(request: Request) -> Response:
+    """Liveness: OpenCode's ``{"healthy": true, "version"}``, plus what an operator of
+    several replicas needs (extra keys, which OpenCode's clients ignore)::
+
+        {"healthy": true, "version": "…",
+         "store": {"kind": "sqlite" | "postgresql", "location": "<file or URL, no password>"},
+         "replica": "<--replica, or host:pid>", "owner": "<lease owner id>",
+         "leases": ["ses_…", …]}    # sessions whose run lease this process holds
+
+    It reads no table, so it answers while the store is unreachable and measures only the
+    server's own responsiveness.
+    """
+    return JSONBytes({"healthy": True, "version": __version__, **_service(request).replica_info()})
 
 
 @router.get("/config")
