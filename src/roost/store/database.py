@@ -15,6 +15,9 @@ global event cursor (``Last-Event-ID``) never skips a later-visible event, and t
 check-then-write paths (lease acquisition, the per-session ``seq`` counter, admission's id
 checks) stay correct with several replicas, as they are with one.
 
+Committed events reach ``on_commit`` through the event feed (``feed.py``): this process's at
+once, other processes' read back from the log every ``_POLL_S``, all in id order.
+
 A committed batch of more than ``_FREE_ON_LOOP`` events (a 100k-part prompt) is freed by a
 reaper thread, ``_FREE_SLICE`` events per call, once the loop has published it: freeing it in one
 go is a cascade of C-level deallocations holding the GIL for 100-400 ms (issue #9). Nothing else
@@ -55,6 +58,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from roost.errors import Conflict, StorageUnavailable, StoreClosed
 from roost.model.event import StoredEvent
 from roost.store.event_log import CLOCK, Tx
+from roost.store.feed import EventFeed
 from roost.store.schema import metadata
 
 T = TypeVar("T")
@@ -74,6 +78,9 @@ _FREE_ON_LOOP = 1000
 
 _FREE_SLICE = 500
 """Events the reaper frees per call (about 0.5 ms)."""
+
+_POLL_S = 0.1
+"""How often the event feed reads the log for events other processes committed, seconds."""
 
 OnCommit = Callable[[list[StoredEvent]], None]
 
@@ -202,6 +209,7 @@ class Database(abc.ABC):
         transaction; raising fails that command (and only it) as a real error would."""
         self._numbers = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._feed = EventFeed(self.read, self._publish_ordered, _POLL_S)
 
     @staticmethod
     async def open(
@@ -244,6 +252,7 @@ class Database(abc.ABC):
                 raise
             raise error from exc
         db._start()
+        await db._feed.start()
         return db
 
     def _start(self) -> None:
@@ -284,6 +293,7 @@ class Database(abc.ABC):
         """Finish queued writes, stop the writer thread and dispose the engines."""
         if self._closed:
             return
+        await self._feed.stop()
         self._closed = True
         self._queue.put(None)
         for _ in self._readers:
@@ -506,6 +516,9 @@ class Database(abc.ABC):
             cmd.future.set_result(cmd.result)
 
     def _publish(self, events: list[StoredEvent]) -> None:
+        self._feed.local(events)
+
+    def _publish_ordered(self, events: list[StoredEvent]) -> None:
         if self.on_commit is not None:
             try:
                 self.on_commit(events)
