@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.events import EventCollector, session_frames, types_of, until_idle
+from tests.support.events import EventCollector, Frame, session_frames, types_of, until_idle
 from tests.support.scripted_llm import ScriptedLLM, text_turn
 from tests.support.server import RoostServer, prompt_body
 
@@ -31,11 +31,12 @@ def test_every_subscriber_on_every_replica_sees_every_event_in_order(
             for sid in sessions:
                 on_b.wait_until(until_idle(sid, 2), what=f"both turns of {sid} on b")
             seen_a, seen_b = on_a.snapshot(), on_b.snapshot()
-        stored_a = [(i, f) for i, f in seen_a if i is not None]
-        stored_b = [(i, f) for i, f in seen_b if i is not None]
+        stored_a: list[Frame] = [(i, f) for i, f in seen_a if i is not None]
+        stored_b: list[Frame] = [(i, f) for i, f in seen_b if i is not None]
         # The same committed events, with the same ids, in the same (ascending) order.
         assert [i for i, _ in stored_a] == [i for i, _ in stored_b]
-        assert [int(i) for i, _ in stored_a] == sorted(int(i) for i, _ in stored_a)
+        ids = [int(i or 0) for i, _ in stored_a]
+        assert ids == sorted(ids)
         assert stored_a == stored_b
         assert len(llm.requests) == 4  # one turn per prompt, wherever it ran
         for sid in sessions:
