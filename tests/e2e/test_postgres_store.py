@@ -49,7 +49,8 @@ def test_a_server_on_postgresql_answers_prompts_and_reports_its_store(
     secret_url = postgres_url.replace("roost@", "roost:s3cret@")  # trust auth ignores it
     server = RoostServer(project, secret_url, args=["--replica", "alpha"]).start()
     try:
-        health = server.get("/global/health").json()
+        assert set(server.get("/global/health").json()) == {"healthy", "version"}
+        health = server.get("/global/health?detail=true").json()
         assert health["healthy"] is True
         assert health["store"]["kind"] == "postgresql"
         assert "s3cret" not in health["store"]["location"]

@@ -52,9 +52,9 @@ def _providers(service: SessionService) -> list[dict[str, Any]]:
 
 
 @router.get("/global/health")
-async def health(request: Request) -> Response:
-    """Liveness: OpenCode's ``{"healthy": true, "version"}``, plus what an operator of
-    several replicas needs (extra keys, which OpenCode's clients ignore)::
+async def health(request: Request, detail: bool = False) -> Response:
+    """Liveness: OpenCode's ``{"healthy": true, "version"}``, exactly (its schema allows no
+    other key). With ``?detail=true``, also what an operator of several replicas needs::
 
         {"healthy": true, "version": "…",
          "store": {"kind": "sqlite" | "postgresql", "location": "<file or URL, no password>"},
@@ -64,7 +64,10 @@ async def health(request: Request) -> Response:
     It reads no table, so it answers while the store is unreachable and measures only the
     server's own responsiveness.
     """
-    return JSONBytes({"healthy": True, "version": __version__, **_service(request).replica_info()})
+    body: dict[str, Any] = {"healthy": True, "version": __version__}
+    if detail:
+        body.update(_service(request).replica_info())
+    return JSONBytes(body)
 
 
 @router.get("/config")
