@@ -48,10 +48,13 @@ class PostgresCluster:
 
     Args:
         bin_dir: Where ``initdb``/``pg_ctl`` are (``server_bin_dir()``).
+        durable: Keep PostgreSQL's fsync on (benchmarks compare it with SQLite's FULL); the
+            tests turn it off, since their data never outlives an OS crash.
     """
 
-    def __init__(self, bin_dir: Path) -> None:
+    def __init__(self, bin_dir: Path, *, durable: bool = False) -> None:
         self.bin_dir = bin_dir
+        self.durable = durable
         self.root = Path(tempfile.mkdtemp(prefix="roost-pg-"))
         self.data = self.root / "data"
         self.port = _free_port()
@@ -74,17 +77,11 @@ class PostgresCluster:
             self._run(
                 str(self.bin_dir / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "roost"
             )
-        options = " ".join(
-            (
-                f"-p {self.port}",
-                f"-k {self.root}",
-                "-c listen_addresses=127.0.0.1",
-                # Throwaway data: no fsync (a test never survives an OS crash).
-                "-c fsync=off",
-                "-c full_page_writes=off",
-                "-c max_connections=300",
-            )
-        )
+        settings = [f"-p {self.port}", f"-k {self.root}", "-c listen_addresses=127.0.0.1"]
+        settings.append("-c max_connections=300")
+        if not self.durable:  # throwaway data: a test never outlives an OS crash
+            settings.append("-c fsync=off -c full_page_writes=off")
+        options = " ".join(settings)
         self._run(
             str(self.bin_dir / "pg_ctl"),
             *("-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w", "start"),
