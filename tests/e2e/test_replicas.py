@@ -1,15 +1,20 @@
 """Issue #11: several ``roost serve`` processes on one store (one SQLite file, one PostgreSQL
-database) deliver every committed event to every process's ``/event`` subscribers, in order."""
+database) behave as one server: every committed event reaches every process's ``/event``
+subscribers in order, and an abort, a reply or a prompt sent to any process reaches the turn
+wherever it runs."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import psutil
 import pytest
 
 from tests.support.events import EventCollector, Frame, session_frames, types_of, until_idle
-from tests.support.scripted_llm import ScriptedLLM, text_turn
+from tests.support.scripted_llm import ScriptedLLM, text_turn, tool_turn
 from tests.support.server import RoostServer, prompt_body
+from tests.support.waiting import wait_for, written
 
 pytestmark = pytest.mark.e2e
 
@@ -43,6 +48,115 @@ def test_every_subscriber_on_every_replica_sees_every_event_in_order(
             mine = session_frames(stored_b, sid)
             assert types_of(mine).count("session.idle") == 2
             assert "session.created" in types_of(mine)
+    finally:
+        a.close()
+        b.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _tool_parts(server: RoostServer, sid: str) -> list[dict[str, Any]]:
+    return [p for m in server.messages(sid) for p in m["parts"] if p["type"] == "tool"]
+
+
+def test_an_abort_sent_to_another_replica_stops_the_turn_and_kills_its_processes(
+    project: Path, store_target: Path | str, llm: ScriptedLLM
+) -> None:
+    a = RoostServer(project, store_target, args=["--replica", "a"]).start()
+    b = RoostServer(project, store_target, args=["--replica", "b"]).start()
+    try:
+        pid_file = project / "pids"
+        command = f"trap '' TERM; sleep 60 & echo $$ $! > {pid_file}; wait"
+        llm.enqueue(tool_turn("bash", {"command": command}))
+        sid = a.create_session()["id"]
+        assert a.post(f"/session/{sid}/prompt_async", json=prompt_body("hang")).status_code == 204
+        shell, sleeper = (int(p) for p in wait_for(lambda: (written(pid_file) or "").split()))
+        assert b.get("/session/status").json()[sid]["type"] == "busy"  # the lease, seen on b
+        assert b.post(f"/session/{sid}/abort").json() is True  # sent to the other process
+        for server in (b, a):
+            msgs = server.wait_idle(sid, timeout_s=10)
+            assert msgs[-1]["info"]["error"]["name"] == "MessageAbortedError"
+            assert server.get("/session/status").json() == {}
+        wait_for(lambda: not _alive(shell) and not _alive(sleeper), what="the group killed")
+        part = _tool_parts(b, sid)[-1]
+        assert (part["state"]["status"], part["state"]["error"]) == ("error", "aborted")
+        # The coordination event is stored, but no client sees it, live or replayed.
+        with EventCollector(b.url, last_event_id="0") as replay:
+            replay.wait_until(until_idle(sid), what="the replayed turn")
+            assert not [f for _, f in replay.snapshot() if f["type"].startswith("roost.")]
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_question_answered_on_another_replica_reaches_the_waiting_turn(
+    project: Path, store_target: Path | str, llm: ScriptedLLM
+) -> None:
+    a = RoostServer(project, store_target, args=["--replica", "a"]).start()
+    b = RoostServer(project, store_target, args=["--replica", "b"]).start()
+    try:
+        question = {
+            "questions": [
+                {
+                    "question": "Pick a colour",
+                    "header": "Colour",
+                    "options": [{"label": "Red", "description": "warm"}],
+                }
+            ]
+        }
+        llm.enqueue(tool_turn("question", question), text_turn("Red it is"))
+        sid = a.create_session()["id"]
+        assert a.post(f"/session/{sid}/prompt_async", json=prompt_body("ask")).status_code == 204
+        pending = wait_for(lambda: b.get("/question").json(), what="the question, on b")
+        reply = b.post(f"/question/{pending[0]['id']}/reply", json={"answers": [["Red"]]})
+        assert reply.status_code == 200 and reply.json() is True
+        msgs = a.wait_idle(sid, timeout_s=10)
+        part = _tool_parts(a, sid)[0]
+        assert part["state"]["status"] == "completed"
+        assert '"Pick a colour"="Red"' in part["state"]["output"]
+        assert msgs[-1]["parts"][-2]["text"] == "Red it is"
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_prompt_admitted_while_another_replica_runs_the_session_runs_next_once(
+    project: Path, store_target: Path | str, llm: ScriptedLLM
+) -> None:
+    a = RoostServer(project, store_target, args=["--replica", "a"]).start()
+    b = RoostServer(project, store_target, args=["--replica", "b"]).start()
+    try:
+        marker = project / "started"
+        llm.enqueue(
+            tool_turn("bash", {"command": f"touch {marker}; sleep 1"}),
+            text_turn("first done"),
+            text_turn("second done"),
+        )
+        sid = a.create_session()["id"]
+        assert a.post(f"/session/{sid}/prompt_async", json=prompt_body("one")).status_code == 204
+        wait_for(lambda: marker.exists(), what="the first turn running on a")
+        assert b.post(f"/session/{sid}/prompt_async", json=prompt_body("two")).status_code == 204
+        wait_for(
+            lambda: (
+                [
+                    p.get("text")
+                    for m in a.messages(sid)
+                    if m["info"]["role"] == "assistant"
+                    for p in m["parts"]
+                    if p["type"] == "text"
+                ]
+                == ["first done", "second done"]
+            ),
+            timeout_s=20,
+            what="both turns, in order",
+        )
+        assert len(llm.requests) == 3
+        assert "LeaseHeld" not in "".join(a.log_lines + b.log_lines)
     finally:
         a.close()
         b.close()

@@ -23,11 +23,13 @@ from roost.engine import chaos
 from roost.errors import NotFound
 from roost.ids import new_id
 from roost.model import event as ev
+from roost.model.event import StoredEvent
 from roost.store import queries
 from roost.store.database import Database
 from roost.store.event_log import Tx
 
 Kind = Literal["permission", "question"]
+_REPLY_TYPES = frozenset({ev.PERMISSION_REPLIED, ev.QUESTION_REPLIED, ev.QUESTION_REJECTED})
 
 
 class RequestNotFound(NotFound):
@@ -163,6 +165,24 @@ class RequestBroker:
         fut = self._waiters.get(request_id)
         if fut is not None and not fut.done():
             fut.set_result(Reply(value))
+
+    def observe(self, events: list[StoredEvent]) -> None:
+        """Committed replies, whichever process stored them: a request this process waits
+        on is answered from the stored event (a reply sent to another replica reaches the
+        turn here). Replies this process stored itself have already resolved their wait."""
+        for e in events:
+            if e.type not in _REPLY_TYPES:
+                continue
+            props = e.properties
+            fut = self._waiters.get(props.get("requestID", ""))
+            if fut is None or fut.done():
+                continue
+            if e.type == ev.PERMISSION_REPLIED:
+                fut.set_result(Reply(props.get("reply")))
+            elif e.type == ev.QUESTION_REPLIED:
+                fut.set_result(Reply(props.get("answers")))
+            else:
+                fut.set_result(Reply(None))
 
     async def pending(self, kind: Kind) -> list[str]:
         """Pending requests of a kind, as wire JSON, oldest first."""

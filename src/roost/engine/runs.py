@@ -60,6 +60,7 @@ from roost.errors import ContextOverflow, ProviderError, RoostError, StorageUnav
 from roost.ids import new_message_id
 from roost.model import event as ev
 from roost.model import message as msg
+from roost.model.event import StoredEvent
 from roost.store import leases, processes, queries, runs
 from roost.store.database import Database
 from roost.store.event_log import Tx, now_ms, store_now_ms
@@ -171,6 +172,9 @@ class RunManager:
         self._kicked: set[str] = set()
         self._held: set[str] = set()
         self._active: dict[str, _Active] = {}
+        self._lease_waits: set[str] = set()
+        """Sessions whose queued runs found the lease held by another process's turn: they
+        are tried again when a turn ends (``observe``) or at the next recovery scan."""
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._stopping = False
         self.owner = this_owner()
@@ -236,14 +240,33 @@ class RunManager:
         return len(done)
 
     async def _recover_periodically(self) -> None:
+        """Recover runs whose lease expired, woken at the next expiry of a lease this process
+        does not hold (so a dead replica's run is taken over within the TTL plus one short
+        pause, not a fixed poll later), and at least every TTL/2."""
+        pause_s = self.lease_ttl_ms / 2000
         while True:
-            await asyncio.sleep(self.lease_ttl_ms / 2000)
+            await asyncio.sleep(pause_s)
+            pause_s = self.lease_ttl_ms / 2000
             try:
                 await self.recover()
+                for session_id in list(self._lease_waits):
+                    self._lease_waits.discard(session_id)
+                    self.kick(session_id)
+                pause_s = await self._db.read(self._until_next_expiry_s)
             except StorageUnavailable as exc:
                 log.warning("periodic recovery could not write (%s); retrying", exc.message)
             except Exception:
                 log.exception("periodic recovery failed; retrying")
+
+    def _until_next_expiry_s(self, conn: Any) -> float:
+        """Seconds until the earliest expiry of a live lease held by another owner (plus
+        ``_EXPIRY_MARGIN_S``), capped at TTL/2."""
+        at = store_now_ms(conn)
+        cap = self.lease_ttl_ms / 2000
+        foreign = [le.expires_at_ms for le in leases.live(conn, at) if le.owner != self.owner]
+        if not foreign:
+            return cap
+        return max(_EXPIRY_MARGIN_S, min(cap, (min(foreign) - at) / 1000 + _EXPIRY_MARGIN_S))
 
     def _on_lease_lost(self, session_id: str, generation: int) -> None:
         self._stop_turn(session_id, generation, "lease_lost")
@@ -308,7 +331,7 @@ class RunManager:
         """
         active = self._active.get(session_id)
         if active is None:
-            return False
+            return await self._abort_elsewhere(session_id, reason)
         if active.stop_reason is None and not active.finishing:
             active.stop_reason = reason
             active.task.cancel()
@@ -319,6 +342,65 @@ class RunManager:
         if not active.task.done():
             raise active.blocked.result()
         return True
+
+    async def _abort_elsewhere(self, session_id: str, reason: str) -> bool:
+        """Ask the process whose turn holds the session's live lease to stop it, and wait
+        (at most ``_REMOTE_ABORT_WAIT_S``) until that lease is released or taken over.
+
+        The request is a committed ``roost.run.abort`` event: the event feed brings it to
+        every process, and the one running that generation cancels its turn (``observe``).
+
+        Returns:
+            True when another process's turn was asked to stop.
+        """
+
+        def request(tx: Tx) -> int | None:
+            lease = leases.get(tx.conn, session_id)
+            if lease is None or lease.owner == self.owner:
+                return None
+            if not lease.is_live(store_now_ms(tx.conn)):
+                return None
+            props = {
+                "sessionID": session_id,
+                "runID": lease.run_id,
+                "generation": lease.generation,
+                "reason": reason,
+            }
+            tx.append(session_id, ev.RUN_ABORT, props)
+            return lease.generation
+
+        generation = await self._db.write(request)
+        if generation is None:
+            return False
+
+        def still_held(c: Any) -> bool:
+            lease = leases.get(c, session_id)
+            return (
+                lease is not None
+                and lease.generation == generation
+                and lease.expires_at_ms != leases.RELEASED
+                and lease.is_live(store_now_ms(c))
+            )
+
+        deadline = asyncio.get_running_loop().time() + _REMOTE_ABORT_WAIT_S
+        while await self._db.read(still_held):
+            if asyncio.get_running_loop().time() >= deadline:
+                log.warning("the turn of %s on another process has not stopped yet", session_id)
+                break
+            await asyncio.sleep(_REMOTE_ABORT_POLL_S)
+        return True
+
+    def observe(self, events: list[StoredEvent]) -> None:
+        """Signals committed by any process on the store (``SessionService._on_commit``):
+        an abort request for a turn running here stops it; a turn that ended anywhere lets
+        a session whose lease another process held try its queued runs here again."""
+        for e in events:
+            if e.type == ev.RUN_ABORT:
+                props = e.properties
+                self._stop_turn(e.session_id, props["generation"], props.get("reason", "abort"))
+            elif e.type == ev.SESSION_IDLE and e.session_id in self._lease_waits:
+                self._lease_waits.discard(e.session_id)
+                self.kick(e.session_id)
 
     async def hold(self, session_id: str) -> None:
         """Stop the session's turn and keep new ones from starting until ``release``.
@@ -419,6 +501,12 @@ class RunManager:
                 # started, its run is still queued and is tried again after a pause (longer
                 # each time while the store refuses writes); if it did, its lease expires and
                 # recovery finishes it.
+                if isinstance(error, leases.LeaseHeld):
+                    # Another process's turn runs in this session: normal with replicas. Its
+                    # end (a committed session.idle) or the next recovery scan tries again.
+                    log.debug("run %s waits for %s's lease", run.id, session_id)
+                    self._lease_waits.add(session_id)
+                    return
                 if isinstance(error, StorageUnavailable):
                     log.warning("cannot start run %s (%s); retrying", run.id, error.message)
                 else:
@@ -752,6 +840,11 @@ class RunManager:
 
 
 _RETRY_PAUSE_S = 0.5
+_REMOTE_ABORT_WAIT_S = 5.0
+"""Longest wait for another process's turn to stop after an abort request."""
+_REMOTE_ABORT_POLL_S = 0.05
+_EXPIRY_MARGIN_S = 0.05
+"""How long after a lease's expiry the recovery scan looks (clock reads round down)."""
 
 
 def _is_busy(lease: leases.Lease, owner: str, held: dict[str, int], at_ms: int) -> bool:

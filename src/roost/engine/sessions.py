@@ -60,6 +60,19 @@ from roost.store.queries import MessageRow
 
 log = logging.getLogger(__name__)
 
+_SIGNALS = frozenset(
+    {
+        ev.RUN_ABORT,
+        ev.PERMISSION_REPLIED,
+        ev.QUESTION_REPLIED,
+        ev.QUESTION_REJECTED,
+        ev.SESSION_IDLE,
+    }
+)
+"""Committed event types the engine acts on, whichever process committed them. Every internal
+type (``ev.is_internal``) is one of them: ``_on_commit`` hides internal events from clients
+only when a batch holds a signal."""
+
 
 @dataclass(frozen=True)
 class ServiceOptions:
@@ -108,7 +121,7 @@ class SessionService:
         self.options = options
         self._providers = providers
         self.broadcaster = Broadcaster()
-        db.on_commit = self.broadcaster.publish
+        db.on_commit = self._on_commit
         self.requests = RequestBroker(db)
         self.mcp = mcp or McpServers(db, {}, directory=Path(options.directory), owner=this_owner())
         """The MCP servers; their tools are offered to every turn."""
@@ -283,6 +296,19 @@ class SessionService:
         finally:
             for sid in tree:
                 self.runs.release(sid)
+
+    def _on_commit(self, events: list[StoredEvent]) -> None:
+        """Every committed event, from this process or another on the store, in id order:
+        clients get the visible ones; the run manager and the request broker act on the
+        signals among them (abort requests, replies, turns ending elsewhere)."""
+        signals = [e for e in events if e.type in _SIGNALS]
+        if any(ev.is_internal(e.type) for e in signals):
+            self.broadcaster.publish([e for e in events if not ev.is_internal(e.type)])
+        else:
+            self.broadcaster.publish(events)
+        if signals:
+            self.requests.observe(signals)
+            self.runs.observe(signals)
 
     def replica_info(self) -> dict[str, Any]:
         """This process among the store's replicas: ``{"store": {"kind", "location"},
@@ -841,7 +867,9 @@ class SessionService:
 
     async def events_after(self, after_id: int, *, limit: int = 1000) -> list[StoredEvent]:
         """Logged events with global id ``> after_id``, oldest first (replay)."""
-        return await self.db.read(lambda c: read_events_after(c, after_id, limit=limit))
+        return await self.db.read(
+            lambda c: read_events_after(c, after_id, limit=limit, visible_only=True)
+        )
 
 
 def _descendants(conn: Any, root: str) -> list[str]:

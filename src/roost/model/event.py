@@ -36,6 +36,19 @@ MCP_STATUS: Final = "mcp.status"
 MCP_AGGREGATE: Final = "mcp"
 """The log's ``session_id`` for MCP events, which belong to no session."""
 
+INTERNAL_PREFIX: Final = "roost."
+"""Events of this prefix coordinate the processes that share a store; they are stored and fed
+to every process like any event, but never sent to clients (live or replayed)."""
+RUN_ABORT: Final = "roost.run.abort"
+"""Internal: ``{sessionID, runID, generation, reason}``; asks whichever process runs that
+generation of the session's turn to stop it (an abort sent to another process)."""
+
+
+def is_internal(type_: str) -> bool:
+    """Whether an event of ``type_`` is internal (``INTERNAL_PREFIX``)."""
+    return type_.startswith(INTERNAL_PREFIX)
+
+
 PROJECTED_TYPES: Final = frozenset(
     {
         SESSION_CREATED,

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, bindparam, insert, select, update
 
-from roost.model.event import StoredEvent
+from roost.model.event import INTERNAL_PREFIX, StoredEvent
 from roost.store import projector
 from roost.store.encoding import encode
 from roost.store.prepared import Prepared, utf8_bytes, utf8_text
@@ -119,11 +119,15 @@ _STORED_COLUMNS = (
 """An event row with its JSON as bytes; ``properties`` is parsed only if asked for."""
 
 
-def read_events_after(conn: Connection, after_id: int, *, limit: int = 1000) -> list[StoredEvent]:
-    """Committed events with global ``id > after_id``, oldest first (at most ``limit``)."""
-    rows = conn.execute(
-        select(*_STORED_COLUMNS).where(event.c.id > after_id).order_by(event.c.id).limit(limit)
-    ).all()
+def read_events_after(
+    conn: Connection, after_id: int, *, limit: int = 1000, visible_only: bool = False
+) -> list[StoredEvent]:
+    """Committed events with global ``id > after_id``, oldest first (at most ``limit``);
+    with ``visible_only``, without internal ones (``event.is_internal``)."""
+    query = select(*_STORED_COLUMNS).where(event.c.id > after_id)
+    if visible_only:
+        query = query.where(~event.c.type.startswith(INTERNAL_PREFIX, autoescape=True))
+    rows = conn.execute(query.order_by(event.c.id).limit(limit)).all()
     return [StoredEvent(r.id, r.session_id, r.seq, r.type, None, r.data, r.time_ms) for r in rows]
 
 
