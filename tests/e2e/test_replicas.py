@@ -5,6 +5,9 @@ wherever it runs."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -160,3 +163,84 @@ def test_a_prompt_admitted_while_another_replica_runs_the_session_runs_next_once
     finally:
         a.close()
         b.close()
+
+
+_TTL_MS = 3000
+
+
+def _sleep_in_bash(project: Path, llm: ScriptedLLM, server: RoostServer) -> tuple[str, int]:
+    """Start a turn on ``server`` whose bash call sleeps; returns the session and the sleep's
+    pid once it runs."""
+    pid_file = project / "sleep.pid"
+    llm.enqueue(tool_turn("bash", {"command": f"sleep 60 & echo $! > {pid_file}; wait"}))
+    sid = server.create_session()["id"]
+    assert server.post(f"/session/{sid}/prompt_async", json=prompt_body("nap")).status_code == 204
+    return sid, int(wait_for(lambda: written(pid_file), what="the sleep started"))
+
+
+def _interrupted(server: RoostServer, sid: str) -> dict[str, Any] | None:
+    if sid in server.get("/session/status").json():
+        return None
+    parts = _tool_parts(server, sid)
+    done = parts and parts[0]["state"]["status"] == "error"
+    return parts[0] if done else None
+
+
+def test_a_replica_killed_mid_tool_is_recovered_by_another_within_ttl_plus_2s(
+    project: Path, store_target: Path | str, llm: ScriptedLLM
+) -> None:
+    ttl = ["--lease-ttl-ms", str(_TTL_MS)]
+    a = RoostServer(project, store_target, args=["--replica", "a", *ttl]).start()
+    b = RoostServer(project, store_target, args=["--replica", "b", *ttl]).start()
+    try:
+        sid, sleeper = _sleep_in_bash(project, llm, a)
+        llm.enqueue(text_turn("resumed on b"))
+        a.kill()
+        part = wait_for(
+            lambda: _interrupted(b, sid),
+            timeout_s=_TTL_MS / 1000 + 2,
+            what="b recovering a's run within the lease TTL + 2 s",
+        )
+        assert part["state"]["error"].startswith("interrupted")
+        wait_for(lambda: not _alive(sleeper), what="a's process group killed by b")
+        texts = wait_for(
+            lambda: (
+                [
+                    p.get("text")
+                    for m in b.messages(sid)
+                    for p in m["parts"]
+                    if p["type"] == "text" and m["info"]["role"] == "assistant"
+                ]
+                or None
+            ),
+            what="the turn resumed on b",
+        )
+        assert texts == ["resumed on b"]
+    finally:
+        a.close()
+        b.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root")
+def test_a_recovered_run_says_which_host_s_processes_it_could_not_stop(
+    project: Path, store_target: Path | str, llm: ScriptedLLM
+) -> None:
+    # Replica a runs under another host name (its own UTS namespace): b cannot know whether
+    # its process ids mean anything here, so it must not signal them, and says so.
+    other = ["unshare", "--uts", "sh", "-c", 'hostname far-away && exec "$@"', "sh"]
+    ttl = ["--lease-ttl-ms", str(_TTL_MS)]
+    a = RoostServer(project, store_target, args=["--replica", "a", *ttl], prefix=other).start()
+    b = RoostServer(project, store_target, args=["--replica", "b", *ttl]).start()
+    sleeper = 0
+    try:
+        sid, sleeper = _sleep_in_bash(project, llm, a)
+        llm.enqueue(text_turn("resumed"))
+        a.kill()
+        part = wait_for(lambda: _interrupted(b, sid), timeout_s=10, what="the recovery on b")
+        assert part["state"]["error"].endswith("could not be stopped: host far-away")
+        assert _alive(sleeper)  # left alone, as reported
+    finally:
+        a.close()
+        b.close()
+        if sleeper and _alive(sleeper):
+            os.kill(sleeper, signal.SIGKILL)

@@ -68,6 +68,7 @@ class RoostServer:
         *,
         env: dict[str, str] | None = None,
         args: list[str] | None = None,
+        prefix: list[str] | None = None,
     ) -> None:
         self.directory = directory
         self.db_path = db_path
@@ -78,6 +79,8 @@ class RoostServer:
         self.log_lines: list[str] = []
         self._env = env or {}
         self._args = args or []
+        self._prefix = prefix or []
+        """Runs before the server's own command line (e.g. ``unshare`` into another host name)."""
         self.client = httpx.Client(timeout=30.0)
 
     # -- process control ---------------------------------------------------------------
@@ -93,6 +96,7 @@ class RoostServer:
         env.pop("OPENAI_API_KEY", None)
         env.pop("ROOST_SERVER_PASSWORD", None) if "ROOST_SERVER_PASSWORD" not in self._env else None
         cmd = [
+            *self._prefix,
             sys.executable,
             "-m",
             "roost",

@@ -147,6 +147,18 @@ def _finish_parts(tx: Tx, session_id: str, run: runs.RunRow, text: str) -> dict[
     return last
 
 
+def _host(owner: str) -> str:
+    """The host name in an owner id (``host/boot/pid/start``)."""
+    return owner.split("/", 1)[0]
+
+
+def _unstoppable(groups: list[processes.ProcessRow]) -> str:
+    """What the interrupted tool parts add when some of the run's process groups live on
+    another host, which this process cannot signal: ``"; could not be stopped: host H"``."""
+    hosts = sorted({_host(g.owner) for g in groups if not same_host(g.owner)})
+    return f"; could not be stopped: host {', '.join(hosts)}" if hosts else ""
+
+
 def _bump_recoveries(conn: Connection, run_id: str) -> int:
     count = conn.execute(
         select(run_recovery.c.count).where(run_recovery.c.run_id == run_id)
@@ -196,7 +208,8 @@ async def recover_run(
                 leases.release(tx.conn, session_id, lease.generation)
             return None
         taken = leases.acquire(tx.conn, session_id, run_id, owner, ttl_ms, takeover=True)
-        last = _finish_parts(tx, session_id, run, text)
+        groups = processes.of_run(tx.conn, run_id)
+        last = _finish_parts(tx, session_id, run, text + _unstoppable(groups))
         for request in queries.pending_requests(tx.conn, session_id=session_id):
             if request.kind == "permission":
                 tx.append(
@@ -230,7 +243,7 @@ async def recover_run(
         tx.append(session_id, ev.SESSION_STATUS, {"sessionID": session_id, "status": IDLE})
         tx.append(session_id, ev.SESSION_IDLE, {"sessionID": session_id})
         leases.release(tx.conn, session_id, taken.generation)
-        return resumed, processes.of_run(tx.conn, run_id)
+        return resumed, groups
 
     outcome = await db.write(write)
     if outcome is None:
@@ -239,6 +252,16 @@ async def recover_run(
     resumed, groups = outcome
     killed = 0
     for group in groups:
+        if not same_host(group.owner):
+            # Only a process on its own host can signal it: the row stays, so a replica there
+            # (or the owner restarted) kills it in its start-up sweep.
+            log.warning(
+                "run %s: process group %d on %s could not be stopped",
+                run_id,
+                group.pgid,
+                _host(group.owner),
+            )
+            continue
         if await anyio.to_thread.run_sync(kill_group, group):
             killed += 1
         await db.write(_forget(group))
