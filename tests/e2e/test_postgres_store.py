@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -130,3 +132,60 @@ def _created(server: RoostServer) -> bool:
         return server.post("/session", json={"title": "after"}, timeout=10).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_prompts_admitted_while_postgresql_restarts_under_load_are_all_answered(
+    project: Path, postgres_url: str, llm: ScriptedLLM, postgres_cluster: PostgresCluster
+) -> None:
+    """Four clients prompt four sessions in a loop while PostgreSQL restarts: every prompt
+    answered 204 is stored and answered; every other one got a 503, and nothing hangs."""
+    server = RoostServer(project, postgres_url).start()
+    sessions = [server.create_session()["id"] for _ in range(4)]
+    admitted: list[tuple[str, str]] = []
+    refused: list[int] = []
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def client(sid: str) -> None:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            for n in range(400):  # bounded; the restart ends the loop much earlier
+                if stop.is_set():
+                    return
+                text = f"{sid} #{n}"
+                try:
+                    response = http.post(f"/session/{sid}/prompt_async", json=prompt_body(text))
+                except httpx.TransportError:
+                    continue
+                with lock:
+                    if response.status_code == 204:
+                        admitted.append((sid, text))
+                    else:
+                        refused.append(response.status_code)
+                time.sleep(0.02)
+
+    threads = [threading.Thread(target=client, args=(sid,)) for sid in sessions]
+    try:
+        for thread in threads:
+            thread.start()
+        wait_for(lambda: len(admitted) >= 8, what="load before the restart")
+        postgres_cluster.restart()
+        wait_for(lambda: len(admitted) >= 40, timeout_s=60, what="admissions after the restart")
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert set(refused) <= {503}, refused
+        assert refused, "the restart refused nothing: it did not happen under load"
+        for sid in sessions:
+            msgs = server.wait_idle(sid, timeout_s=60)
+            asked = {p["text"] for m in msgs if m["info"]["role"] == "user" for p in m["parts"]}
+            assert {text for s, text in admitted if s == sid} <= asked
+            replies = {
+                m["info"]["parentID"]: m["info"]
+                for m in msgs
+                if m["info"]["role"] == "assistant" and "completed" in m["info"]["time"]
+            }
+            users = [m["info"]["id"] for m in msgs if m["info"]["role"] == "user"]
+            assert all(u in replies for u in users), "a stored prompt was never answered"
+    finally:
+        stop.set()
+        server.close()
