@@ -6,12 +6,14 @@ the start-up errors of a ``--db`` that names no supported store.
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -176,16 +178,23 @@ def test_prompts_admitted_while_postgresql_restarts_under_load_are_all_answered(
         assert set(refused) <= {503}, refused
         assert refused, "the restart refused nothing: it did not happen under load"
         for sid in sessions:
-            msgs = server.wait_idle(sid, timeout_s=60)
+            # Prompts queued behind each other run one by one: wait for every reply, not for
+            # the first moment between two turns when the session looks idle.
+            msgs = wait_for(functools.partial(_all_answered, server, sid), timeout_s=60)
             asked = {p["text"] for m in msgs if m["info"]["role"] == "user" for p in m["parts"]}
             assert {text for s, text in admitted if s == sid} <= asked
-            replies = {
-                m["info"]["parentID"]: m["info"]
-                for m in msgs
-                if m["info"]["role"] == "assistant" and "completed" in m["info"]["time"]
-            }
-            users = [m["info"]["id"] for m in msgs if m["info"]["role"] == "user"]
-            assert all(u in replies for u in users), "a stored prompt was never answered"
     finally:
         stop.set()
         server.close()
+
+
+def _all_answered(server: RoostServer, sid: str) -> list[dict[str, Any]] | None:
+    """The session's messages once every user message has a completed reply."""
+    msgs = server.messages(sid)
+    replied = {
+        m["info"].get("parentID")
+        for m in msgs
+        if m["info"]["role"] == "assistant" and "completed" in m["info"]["time"]
+    }
+    users = [m["info"]["id"] for m in msgs if m["info"]["role"] == "user"]
+    return msgs if all(u in replied for u in users) else None

@@ -13,7 +13,10 @@ from typing import Any
 
 import psutil
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
+from roost.store.location import parse
 from tests.support.events import EventCollector, Frame, session_frames, types_of, until_idle
 from tests.support.scripted_llm import ScriptedLLM, text_turn, tool_turn
 from tests.support.server import RoostServer, prompt_body
@@ -238,7 +241,12 @@ def test_a_recovered_run_says_which_host_s_processes_it_could_not_stop(
         a.kill()
         part = wait_for(lambda: _interrupted(b, sid), timeout_s=10, what="the recovery on b")
         assert part["state"]["error"].endswith("could not be stopped: host far-away")
-        assert _alive(sleeper)  # left alone, as reported
+        # Left alone, as reported: its record stays for a replica on that host to act on.
+        engine = create_engine(parse(store_target).url, poolclass=NullPool)
+        with engine.connect() as conn:
+            owners = [r[0] for r in conn.execute(text("SELECT owner FROM run_process"))]
+        engine.dispose()
+        assert [o.split("/")[0] for o in owners] == ["far-away"]
     finally:
         a.close()
         b.close()

@@ -16,7 +16,8 @@ check-then-write paths (lease acquisition, the per-session ``seq`` counter, admi
 checks) stay correct with several replicas, as they are with one.
 
 Committed events reach ``on_commit`` through the event feed (``feed.py``): this process's at
-once, other processes' read back from the log every ``_POLL_S``, all in id order.
+once, other processes' read back from the log when woken (PostgreSQL's ``LISTEN/NOTIFY``) or
+every ``poll_s`` (a short poll on SQLite, a fallback on PostgreSQL), all in id order.
 
 A committed batch of more than ``_FREE_ON_LOOP`` events (a 100k-part prompt) is freed by a
 reaper thread, ``_FREE_SLICE`` events per call, once the loop has published it: freeing it in one
@@ -79,8 +80,6 @@ _FREE_ON_LOOP = 1000
 _FREE_SLICE = 500
 """Events the reaper frees per call (about 0.5 ms)."""
 
-_POLL_S = 0.1
-"""How often the event feed reads the log for events other processes committed, seconds."""
 
 OnCommit = Callable[[list[StoredEvent]], None]
 
@@ -188,6 +187,8 @@ class Database(abc.ABC):
     """
 
     kind: ClassVar[str]
+    poll_s: float
+    """How often the event feed reads the log for other processes' events, seconds."""
 
     def __init__(
         self, write_engine: Engine, read_engine: Engine, *, readers: int, where: str
@@ -209,11 +210,15 @@ class Database(abc.ABC):
         transaction; raising fails that command (and only it) as a real error would."""
         self._numbers = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._feed = EventFeed(self.read, self._publish_ordered, _POLL_S)
+        self._feed = EventFeed(self.read, self._publish_ordered, self.poll_s)
 
     @staticmethod
     async def open(
-        target: Path | str, *, synchronous: str = "FULL", pool_size: int | None = None
+        target: Path | str,
+        *,
+        synchronous: str = "FULL",
+        pool_size: int | None = None,
+        poll_s: float | None = None,
     ) -> Database:
         """Open the store ``target`` names, migrate it to the newest schema, start the writer.
 
@@ -223,6 +228,8 @@ class Database(abc.ABC):
             synchronous: SQLite's ``synchronous`` pragma (ignored by PostgreSQL, whose
                 commits are durable as its server is configured).
             pool_size: Reader connections (default 4).
+            poll_s: Override the event feed's poll interval (tests prove the wake-ups with a
+                long one).
 
         Raises:
             InvalidLocation: ``target`` is neither a path nor a supported URL.
@@ -242,6 +249,8 @@ class Database(abc.ABC):
 
             assert location.path is not None
             db = SQLiteDatabase(location.path, synchronous=synchronous, readers=readers)
+        if poll_s is not None:
+            db._feed = EventFeed(db.read, db._publish_ordered, poll_s)
         try:
             await anyio.to_thread.run_sync(db._prepare)
         except Exception as exc:
@@ -253,6 +262,7 @@ class Database(abc.ABC):
             raise error from exc
         db._start()
         await db._feed.start()
+        db._listen(db._feed.wake)
         return db
 
     def _start(self) -> None:
@@ -285,6 +295,20 @@ class Database(abc.ABC):
         by it (``leases``), never by one host's clock against another's."""
 
     @abc.abstractmethod
+    def _listen(self, wake: Callable[[], None]) -> None:
+        """Start calling ``wake`` (on the loop) whenever another process commits events; a
+        database without notifications relies on the feed's poll."""
+
+    @abc.abstractmethod
+    def _stop_listening(self) -> None:
+        """Stop what ``_listen`` started."""
+
+    @abc.abstractmethod
+    def _committed_events(self, conn: Connection) -> None:
+        """Called inside a write transaction that appended events, just before its commit:
+        the place to notify other processes."""
+
+    @abc.abstractmethod
     def _begin_write(self, conn: Connection) -> None:
         """Called first in every write transaction: take the lock that makes write
         transactions of all processes on the store run one at a time (module docstring)."""
@@ -294,6 +318,7 @@ class Database(abc.ABC):
         if self._closed:
             return
         await self._feed.stop()
+        self._stop_listening()
         self._closed = True
         self._queue.put(None)
         for _ in self._readers:
@@ -440,6 +465,8 @@ class Database(abc.ABC):
                     locked = True
                     for cmd in group:
                         self._run(conn, cmd)
+                    if any(cmd.events for cmd in group):
+                        self._committed_events(conn)
             except Exception as exc:
                 # A connection found dead before the write lock was taken ran nothing of the
                 # group: run it again on a new connection (SQLAlchemy reconnects an invalidated
@@ -462,6 +489,8 @@ class Database(abc.ABC):
             with conn.begin():
                 self._begin_write(conn)
                 self._run(conn, cmd)
+                if cmd.events:
+                    self._committed_events(conn)
         except Exception as exc:
             cmd.result, cmd.events, cmd.error = None, [], self._translate(exc)
 

@@ -80,6 +80,10 @@ class EventFeed:
         self._cursor = await self._read(_newest_id)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="roost-event-feed")
 
+    def wake(self) -> None:
+        """Read the log now (another process committed events); call on the loop."""
+        self._wake.set()
+
     async def stop(self) -> None:
         """Stop polling (events committed afterwards by this process are still published)."""
         if self._task is not None:

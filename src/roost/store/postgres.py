@@ -26,14 +26,26 @@ What differs from SQLite, and why:
   restart fails requests fast with 503, and the next command reconnects.
 - **Migrations** take a transaction-scoped advisory lock of their own, so replicas that start
   together migrate once.
+- **Wake-ups.** A write transaction that appended events sends ``NOTIFY roost_events``, which
+  PostgreSQL delivers at its commit; each process listens on its own connection (a thread) and
+  wakes its event feed, which reads the log back: the notification carries no data. Its own
+  writer's notifications are skipped. The feed still polls every ``poll_s`` in case a
+  notification is lost with a connection.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
@@ -47,6 +59,19 @@ MIGRATION_LOCK = 0x526F6F7374_02
 
 _CONNECT_TIMEOUT_S = 5
 """How long a connection attempt waits for the server (libpq ``connect_timeout``)."""
+
+_CHANNEL = "roost_events"
+"""The ``LISTEN/NOTIFY`` channel of committed events."""
+_LISTEN_TICK_S = 0.5
+"""How often the listener thread checks whether it should stop."""
+_LISTEN_RETRY_S = 0.2
+_LISTEN_RETRY_MAX_S = 5.0
+log = logging.getLogger(__name__)
+
+
+def _libpq_url(url: str) -> str:
+    """A SQLAlchemy URL (``postgresql+psycopg://…``) as libpq reads it."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def _cause(orig: BaseException) -> str | None:
@@ -91,10 +116,16 @@ class PostgresDatabase(Database):
     """
 
     kind = "postgresql"
+    poll_s = 1.0
+    """A fallback: wake-ups come from ``LISTEN/NOTIFY``."""
 
     def __init__(self, url: str, *, where: str, readers: int = 4) -> None:
         self.url = url
         """The SQLAlchemy URL, password included: never shown (``where`` is)."""
+        self._listener: threading.Thread | None = None
+        self._listening = threading.Event()
+        self._writer_pid = 0
+        """The writer connection's server process id: its notifications are our own."""
         super().__init__(
             _engine(url, writer=True), _engine(url, writer=False), readers=readers, where=where
         )
@@ -127,6 +158,47 @@ class PostgresDatabase(Database):
 
     def _begin_write(self, conn: Connection) -> None:
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+        raw = conn.connection.driver_connection
+        if isinstance(raw, psycopg.Connection):
+            self._writer_pid = raw.info.backend_pid
+
+    def _committed_events(self, conn: Connection) -> None:
+        conn.exec_driver_sql(f"NOTIFY {_CHANNEL}")
+
+    def _listen(self, wake: Callable[[], None]) -> None:
+        loop = asyncio.get_running_loop()
+        self._listening.set()
+
+        def main() -> None:
+            pause = _LISTEN_RETRY_S
+            while self._listening.is_set():
+                try:
+                    with psycopg.connect(
+                        _libpq_url(self.url), autocommit=True, connect_timeout=_CONNECT_TIMEOUT_S
+                    ) as conn:
+                        conn.execute(f"LISTEN {_CHANNEL}")
+                        pause = _LISTEN_RETRY_S
+                        with contextlib.suppress(RuntimeError):  # the loop closed
+                            loop.call_soon_threadsafe(wake)  # what came while we were away
+                        while self._listening.is_set():
+                            for note in conn.notifies(timeout=_LISTEN_TICK_S):
+                                if note.pid != self._writer_pid:
+                                    loop.call_soon_threadsafe(wake)
+                except (psycopg.Error, RuntimeError) as exc:
+                    if not self._listening.is_set():
+                        return
+                    log.debug("LISTEN connection lost (%s); reconnecting", exc)
+                    time.sleep(pause)
+                    pause = min(pause * 2, _LISTEN_RETRY_MAX_S)
+
+        self._listener = threading.Thread(target=main, name="roost-listen", daemon=True)
+        self._listener.start()
+
+    def _stop_listening(self) -> None:
+        self._listening.clear()
+        if self._listener is not None:
+            self._listener.join(timeout=_LISTEN_TICK_S + _CONNECT_TIMEOUT_S)
+            self._listener = None
 
 
 def _lock_migrations(conn: Connection) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +128,9 @@ class SQLiteDatabase(Database):
     """
 
     kind = "sqlite"
+    poll_s = 0.1
+    """SQLite has no notifications: other processes' commits are found by polling the
+    event table's newest ids (a primary-key range read)."""
 
     def __init__(self, path: Path, *, synchronous: str = "FULL", readers: int = 4) -> None:
         url = sqlite_url(path)
@@ -148,6 +152,16 @@ class SQLiteDatabase(Database):
 
     def _begin_write(self, conn: Connection) -> None:
         # Nothing to add: the writer's BEGIN IMMEDIATE already holds SQLite's one write lock.
+        pass
+
+    def _listen(self, wake: Callable[[], None]) -> None:
+        # SQLite has no notifications between processes: the feed polls (``poll_s``).
+        pass
+
+    def _stop_listening(self) -> None:
+        pass
+
+    def _committed_events(self, conn: Connection) -> None:
         pass
 
     def clock_ms(self, conn: Connection) -> int:
