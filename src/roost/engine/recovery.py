@@ -51,6 +51,7 @@ from roost.engine import chaos, daemons
 from roost.engine.owner import is_provably_dead, same_host, start_ticks
 from roost.model import event as ev
 from roost.model import message as msg
+from roost.model.part import close_open_tool
 from roost.model.session import IDLE
 from roost.store import leases, processes, queries, runs
 from roost.store.database import Database
@@ -127,16 +128,9 @@ def _finish_parts(tx: Tx, session_id: str, run: runs.RunRow, text: str) -> dict[
             continue
         for raw in row.parts:
             part = orjson.loads(raw)
-            state = part.get("state") or {}
-            if part.get("type") == "tool" and state.get("status") in ("pending", "running"):
-                start = (state.get("time") or {}).get("start", end)
-                part["state"] = {
-                    "status": "error",
-                    "input": state.get("input") or {},
-                    "error": text,
-                    "time": {"start": start, "end": end},
-                }
-                tx.append(session_id, ev.PART_UPDATED, {"sessionID": session_id, "part": part})
+            closed = close_open_tool(part, text, end)
+            if closed is not None:
+                tx.append(session_id, ev.PART_UPDATED, {"sessionID": session_id, "part": closed})
             elif part.get("type") in ("text", "reasoning") and "end" not in part.get("time", {}):
                 part.setdefault("time", {"start": end})["end"] = end
                 tx.append(session_id, ev.PART_UPDATED, {"sessionID": session_id, "part": part})

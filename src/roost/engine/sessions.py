@@ -51,6 +51,7 @@ from roost.ids import new_message_id, new_part_id, new_session_id
 from roost.model import event as ev
 from roost.model import message as msg
 from roost.model.event import StoredEvent
+from roost.model.part import close_open_tool, is_open_tool
 from roost.model.permission import Rule
 from roost.model.session import IDLE, new_session
 from roost.store import queries, runs
@@ -395,9 +396,7 @@ class SessionService:
         part = next((orjson.loads(p) for p in row.parts if orjson.loads(p)["id"] == part_id), None)
         if part is None:
             raise PartNotFound(message_id, part_id)
-        state = part.get("state") or {}
-        open_tool = part.get("type") == "tool" and state.get("status") in ("pending", "running")
-        if open_tool and await self.runs.is_busy(session_id):
+        if is_open_tool(part) and await self.runs.is_busy(session_id):
             raise PartInUse(session_id, part_id)
         result: dict[str, Any] = part
         return result
@@ -538,15 +537,7 @@ class SessionService:
                 for raw in row.parts:
                     part = orjson.loads(raw)
                     part.update(id=new_part_id(), sessionID=new_id, messageID=mid)
-                    state = part.get("state") or {}
-                    if part.get("type") == "tool" and state.get("status") in ("pending", "running"):
-                        start = (state.get("time") or {}).get("start", now_ms())
-                        part["state"] = {
-                            "status": "error",
-                            "input": state.get("input") or {},
-                            "error": note,
-                            "time": {"start": start, "end": now_ms()},
-                        }
+                    part = close_open_tool(part, note, now_ms()) or part
                     tx.append(new_id, ev.PART_UPDATED, {"sessionID": new_id, "part": part})
 
         await self.db.write(write)

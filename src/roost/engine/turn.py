@@ -45,6 +45,7 @@ from roost.errors import StorageUnavailable
 from roost.ids import new_message_id, new_part_id
 from roost.model import event as ev
 from roost.model import message as msg
+from roost.model.part import close_open_tool
 from roost.model.session import IDLE, empty_tokens
 from roost.store import leases, queries, runs
 from roost.store.database import Database
@@ -419,16 +420,9 @@ class TurnWriter:
         self._close_open_parts()
         end = now_ms()
         for part in self.tools.values():
-            state = part["state"]
-            if state["status"] in ("pending", "running"):
-                part["state"] = {
-                    "status": "error",
-                    "input": state.get("input", {}),
-                    "error": tool_error,
-                    "time": {"start": state.get("time", {}).get("start", end), "end": end},
-                }
-                if state.get("metadata"):
-                    part["state"]["metadata"] = state["metadata"]
+            closed = close_open_tool(part, tool_error, end)
+            if closed is not None:
+                part["state"] = closed["state"]  # in place: the queued writes hold this dict
                 self._queue_part(part)
         if error is not None:
             self.assistant["error"] = error

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import orjson
 from sqlalchemy import Connection, func, select
 
+from roost.model.part import is_open_tool
 from roost.store import leases, processes, queries, runs
 from roost.store.event_log import store_now_ms
 from roost.store.schema import event
@@ -88,9 +89,8 @@ def open_parts_without_lease(conn: Connection, dead: OwnerDead = _never_dead) ->
                 found.append(f"message {row.id} of {sid} never completed")
             for raw in row.parts:
                 part = orjson.loads(raw)
-                status = (part.get("state") or {}).get("status")
-                if part.get("type") == "tool" and status in ("pending", "running"):
-                    found.append(f"tool part {part['id']} of {sid} left {status}")
+                if is_open_tool(part):
+                    found.append(f"tool part {part['id']} of {sid} left {part['state']['status']}")
     return found
 
 
