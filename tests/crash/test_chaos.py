@@ -28,3 +28,17 @@ def test_chaos_kills_land_at_every_cut_point_and_no_invariant_breaks(tmp_path: P
     assert all(tally.landed[point] > 0 for point in CUT_POINTS), dict(tally.landed)
     assert sum(tally.landed.values()) >= kills
     assert tally.violations == []
+
+
+@pytest.mark.postgres
+def test_chaos_on_postgresql_lands_at_every_cut_point_without_a_violation(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """A short run on PostgreSQL (each worker on a fresh database of the private cluster);
+    the long runs are ``roost chaos --db postgresql://… --kills N``, a benchmark."""
+    console = Console(record=True, width=120)
+    tally = chaos(tmp_path, kills=12, workers=2, console=console, postgres=postgres_url)
+    report(tally, console)
+    assert sum(tally.missed.values()) == 0, dict(tally.missed)
+    assert all(tally.landed[point] > 0 for point in CUT_POINTS), dict(tally.landed)
+    assert tally.violations == [], console.export_text()

@@ -37,12 +37,14 @@ from typing import Any
 import httpx
 from rich.console import Console
 from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from roost.engine.chaos import CUT_POINTS
 from roost.engine.owner import is_provably_dead
 from roost.engine.recovery import group_alive
 from roost.store import invariants, leases, runs
-from roost.store.sqlite import sqlite_url
+from roost.store.location import parse
 from roost.testing.scripted_llm import AUX_MODEL, Delay, ScriptedLLM, Text, Turn, tool_turn
 
 _READY_TIMEOUT_S = 30.0
@@ -70,7 +72,7 @@ class Tally:
 
 
 class _Server:
-    def __init__(self, project: Path, db: Path) -> None:
+    def __init__(self, project: Path, db: Path | str) -> None:
         self.project, self.db = project, db
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
@@ -159,7 +161,7 @@ def _script(point: str, llm: ScriptedLLM, pid_file: Path) -> None:
 def _settled(client: httpx.Client, server: _Server, sid: str) -> bool:
     """The session is idle, every reply completed, and no run of it is queued or running."""
     deadline = time.monotonic() + _SETTLE_TIMEOUT_S
-    engine = create_engine(sqlite_url(server.db))
+    engine = create_engine(parse(server.db).url, poolclass=NullPool)
     try:
         while time.monotonic() < deadline:
             status = client.get(server.url + "/session/status").json()
@@ -200,7 +202,7 @@ def _pairing(requests: list[dict[str, Any]]) -> list[str]:
 
 
 def _check(server: _Server, client: httpx.Client, llm: ScriptedLLM, pid_file: Path) -> list[str]:
-    engine = create_engine(sqlite_url(server.db))
+    engine = create_engine(parse(server.db).url, poolclass=NullPool)
     try:
         with engine.connect() as conn:
             report = invariants.check(conn, settled=True)
@@ -232,7 +234,9 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _round(point: str, project: Path, db: Path, llm: ScriptedLLM, tally: Tally, n: int) -> None:
+def _round(
+    point: str, project: Path, db: Path | str, llm: ScriptedLLM, tally: Tally, n: int
+) -> None:
     pid_file = project / f"pids-{n}"
     server = _Server(project, db)
     client = httpx.Client(timeout=30)
@@ -271,8 +275,21 @@ def _round(point: str, project: Path, db: Path, llm: ScriptedLLM, tally: Tally, 
         client.close()
 
 
-def chaos(scratch: Path, *, kills: int, workers: int, console: Console) -> Tally:
-    """Run rounds over the cut points until about ``kills`` kills were aimed."""
+def chaos(
+    scratch: Path,
+    *,
+    kills: int,
+    workers: int,
+    console: Console,
+    postgres: str | None = None,
+) -> Tally:
+    """Run rounds over the cut points until about ``kills`` kills were aimed.
+
+    Args:
+        scratch: Where each worker's project (and SQLite file) goes.
+        postgres: A PostgreSQL URL: each worker then runs on a database of its own on that
+            server, ``<database>_chaos_<n>``, created afresh (dropped first if it exists).
+    """
     tally = Tally()
     rounds = [CUT_POINTS[i % len(CUT_POINTS)] for i in range(kills)]
     # mid-recovery rounds aim two kills each.
@@ -302,7 +319,11 @@ def chaos(scratch: Path, *, kills: int, workers: int, console: Console) -> Tally
                     }
                 )
             )
-            db = scratch / f"worker-{index}.db"
+            db: Path | str = (
+                scratch / f"worker-{index}.db"
+                if postgres is None
+                else _fresh_database(postgres, f"chaos_{index}")
+            )
             for n, point in enumerate(points):
                 _round(point, project, db, llm, tally, n)
                 console.print(
@@ -318,6 +339,24 @@ def chaos(scratch: Path, *, kills: int, workers: int, console: Console) -> Tally
     return tally
 
 
+def _fresh_database(url: str, suffix: str) -> str:
+    """Create ``<database>_<suffix>`` on the server of ``url`` (dropping an old one); return
+    its URL."""
+    location = parse(url)
+    base = make_url(location.url)
+    name = f"{base.database or 'roost'}_{suffix}"
+    # The maintenance database: the one named in the URL need not exist.
+    maintenance = base.set(database="postgres").render_as_string(hide_password=False)
+    admin = create_engine(maintenance, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    finally:
+        admin.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
 def report(tally: Tally, console: Console) -> None:
     """Print kills per cut point and the violations."""
     console.print("| cut point | kills landed | missed |\n|---|---|---|")
@@ -329,12 +368,20 @@ def report(tally: Tally, console: Console) -> None:
         console.print(f"  - {line}")
 
 
-def run_chaos(db: Path | None, *, kills: int, workers: int) -> int:
-    """Blocking entry point used by the CLI; exit 0 only with kills landed and no violation."""
+def run_chaos(db: Path | str | None, *, kills: int, workers: int) -> int:
+    """Blocking entry point used by the CLI; exit 0 only with kills landed and no violation.
+
+    ``db``: a scratch SQLite file (its directory holds the workers' files), a PostgreSQL URL
+    (each worker gets a database of its own on that server), or None (a temporary directory).
+    """
     console = Console()
+    location = parse(db) if db is not None else None
+    postgres = location.url if location is not None and location.kind == "postgresql" else None
     with tempfile.TemporaryDirectory(prefix="roost-chaos-") as tmp:
-        scratch = db.parent if db is not None else Path(tmp)
-        tally = chaos(scratch, kills=kills, workers=max(1, workers), console=console)
+        scratch = location.path.parent if location and location.path else Path(tmp)
+        tally = chaos(
+            scratch, kills=kills, workers=max(1, workers), console=console, postgres=postgres
+        )
     report(tally, console)
     landed = sum(tally.landed.values())
     missed = sum(tally.missed.values())

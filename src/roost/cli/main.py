@@ -177,7 +177,11 @@ def doctor(
 @app.command()
 def chaos(
     db: Annotated[
-        Path | None, typer.Option(help="Scratch SQLite file (default: a temp dir).")
+        str | None,
+        typer.Option(
+            help="Scratch SQLite file (default: a temp dir), or a PostgreSQL URL: each worker "
+            "then gets a fresh database <name>_chaos_<n> on that server."
+        ),
     ] = None,
     kills: Annotated[int, typer.Option(help="How many SIGKILLs to aim for.")] = 60,
     workers: Annotated[int, typer.Option(help="Servers killed in parallel.")] = 1,
