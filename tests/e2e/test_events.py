@@ -16,6 +16,13 @@ pytestmark = pytest.mark.e2e
 
 REPLAY_PARTS = 1100
 """Parts in the prompt the reconnecting client missed: more events than one replay page (1000)."""
+REPLAY_PART_BYTES = 8000
+"""Their size: 8.8 MB, more than the socket buffers on both ends hold (the kernel grows the
+server's send buffer up to ``tcp_wmem``'s 4 MiB), so the replay stalls until the client reads."""
+STALLED_RECEIVE_BUFFER = 32 * 2**10
+"""``SO_RCVBUF`` of a client that reads nothing for a while. Not less: on loopback, smaller
+buffers drop the server's large segments, and after ``resume()`` TCP retransmits them with
+backoff, at a few KB/s."""
 
 
 def _send(server: RoostServer, sid: str, text: str) -> None:
@@ -131,7 +138,9 @@ def test_last_event_id_replays_exactly_the_logged_events_after_it(
 
     # While no client listens: a prompt of many parts, so that replaying it takes more than
     # one page of the log and more than the socket buffers hold.
-    parts = [{"type": "text", "text": f"{n:05d}" + "x" * 2000} for n in range(REPLAY_PARTS)]
+    parts = [
+        {"type": "text", "text": f"{n:05d}" + "x" * REPLAY_PART_BYTES} for n in range(REPLAY_PARTS)
+    ]
     response = server.post(f"/session/{sid}/prompt_async", json={"parts": parts})
     assert response.status_code == 204, response.text
     server.wait_idle(sid)
@@ -141,7 +150,7 @@ def test_last_event_id_replays_exactly_the_logged_events_after_it(
     # or live.
     llm.enqueue(Turn([Text("three, "), Delay(0.05), Text("streamed")]))
     with EventCollector(
-        server.url, last_event_id=str(middle), paused=True, receive_buffer=4096
+        server.url, last_event_id=str(middle), paused=True, receive_buffer=STALLED_RECEIVE_BUFFER
     ) as resumed:
         _send(server, sid, "three")
         server.wait_idle(sid)
@@ -191,3 +200,49 @@ def test_global_event_frames_wrap_each_event_with_directory_and_project(
         assert set(frame["payload"]) == {"type", "properties"}
     mine = [(i, f["payload"]) for i, f in frames]
     assert session_frames(mine, sid) == plain_frames
+
+
+OVERFLOW_PROMPTS = 6
+OVERFLOW_PARTS = 3000
+OVERFLOW_PART_BYTES = 2000
+"""Six commits of 3,000 events of about 6 MB each: a subscriber that reads nothing is stuck in
+the first (more than the socket buffers hold), then falls more than 10,000 events (the
+broadcaster's cap) behind."""
+
+
+def test_a_subscriber_that_stops_reading_is_cut_off_and_resumes_without_gap_or_repeat(
+    server: RoostServer,
+) -> None:
+    sid = server.create_session()["id"]
+    with (
+        EventCollector(server.url) as reader,
+        EventCollector(server.url, paused=True, receive_buffer=STALLED_RECEIVE_BUFFER) as stalled,
+    ):
+        for n in range(OVERFLOW_PROMPTS):
+            parts = [
+                {"type": "text", "text": f"{n}-{i}-" + "x" * OVERFLOW_PART_BYTES}
+                for i in range(OVERFLOW_PARTS)
+            ]
+            response = server.post(
+                f"/session/{sid}/prompt_async", json={"noReply": True, "parts": parts}
+            )
+            assert response.status_code == 204, response.text
+        _send(server, sid, "last")
+        everything = _logged(reader.wait_until(until_idle(sid), timeout_s=60, what="the idle"))
+        assert len(everything) > OVERFLOW_PROMPTS * OVERFLOW_PARTS
+        # The reader got every event while the other one was stalled; the stalled one was cut
+        # off: once it reads, it gets what the server had queued for it, then the end.
+        stalled.resume()
+        before_cut = _logged(stalled.wait_ended(timeout_s=60))
+        assert stalled.error is None
+        assert not reader.ended
+    assert 0 < len(before_cut) < len(everything)
+    assert before_cut == everything[: len(before_cut)]
+
+    last = everything[-1][0]
+    with EventCollector(server.url, last_event_id=str(before_cut[-1][0])) as resumed:
+        resumed.wait_until(
+            lambda fs: _logged(fs) and _logged(fs)[-1][0] >= last, what="the resumed replay"
+        )
+        after_cut = _logged(resumed.snapshot())
+    assert before_cut + after_cut == everything  # no gap, no duplicate, same frames

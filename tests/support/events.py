@@ -7,7 +7,9 @@ socket down, which wakes the blocked read at once (heartbeats come only every 10
 
 A ``paused`` collector connects but reads nothing until ``resume()``; with a small
 ``receive_buffer`` the server's writes then block once the socket buffers are full, which holds
-a long ``Last-Event-ID`` replay in the middle while the test acts.
+a long ``Last-Event-ID`` replay in the middle while the test acts. Keep it at 32 KiB or more:
+on loopback, a smaller one drops the server's large segments, which TCP then retransmits with
+backoff, so reading after ``resume()`` crawls.
 """
 
 from __future__ import annotations
@@ -140,6 +142,21 @@ class EventCollector:
                         f"error={self.error!r}); last types: {types}"
                     )
                 self.lock.wait(min(left, 0.5))
+
+    def wait_ended(self, timeout_s: float = 10) -> list[Frame]:
+        """The frames received, once the server has ended the stream.
+
+        Raises:
+            TimeoutError: ``timeout_s`` passed first.
+        """
+        deadline = time.monotonic() + timeout_s
+        with self.lock:
+            while not self.ended:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"the stream of {self._url} did not end")
+                self.lock.wait(min(left, 0.5))
+            return list(self.frames)
 
     def close(self) -> None:
         """End the stream and join the reader thread."""

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from sse_starlette import EventSourceResponse
 
 from roost.api.boundary import BoundaryRoute
-from roost.api.sse import parse_cursor, stream_events
+from roost.api.sse import FrameEncoder, parse_cursor, stream_events
 from roost.engine.sessions import SessionService
 
 router = APIRouter(tags=["event"], route_class=BoundaryRoute)
@@ -27,19 +27,16 @@ async def events(request: Request) -> EventSourceResponse:
 async def global_events(request: Request) -> EventSourceResponse:
     """The same events wrapped as OpenCode's ``GlobalEvent``: ``{directory, project, payload}``."""
     service: SessionService = request.app.state.sessions
-    prefix = (
-        b'{"directory":'
+    encoder = FrameEncoder(
+        prefix=b'{"directory":'
         + orjson.dumps(service.options.directory)
         + b',"project":'
         + orjson.dumps(service.options.project_id)
-        + b',"payload":'
+        + b',"payload":',
+        suffix=b"}",
     )
-
-    def wrap(data: list[bytes]) -> list[bytes]:
-        return [prefix, *data, b"}"]
-
     cursor = parse_cursor(request.headers.get("last-event-id"))
     return EventSourceResponse(
-        stream_events(service, cursor, wrap, heartbeat_s=request.app.state.heartbeat_s),
+        stream_events(service, cursor, encoder, heartbeat_s=request.app.state.heartbeat_s),
         ping=None,
     )
