@@ -10,7 +10,9 @@ holds one ``GET /event`` stream on the first process (the event feed delivers ev
 events there) and sends each session's prompts in a row with ``prompt_async``, the sessions in
 parallel, each prompt to the next process in turn. Admission is the client-side time of the
 204; prompt-to-idle runs from just before the POST until that session's ``session.idle``
-frame. Every loop is bounded and every process is stopped in a ``finally``. Prints a Markdown
+frame. Failover: two processes with a 5 s lease TTL, one SIGKILLed while its turn runs a bash
+call; the time until the other shows the call interrupted (recovered). Every loop is bounded
+and every process is stopped in a ``finally``. Prints a Markdown
 table on stdout; progress goes to stderr.
 """
 
@@ -32,10 +34,11 @@ from httpx_sse import aconnect_sse
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.support.postgres import PostgresCluster, server_bin_dir
-from tests.support.scripted_llm import ScriptedLLM
+from tests.support.scripted_llm import ScriptedLLM, tool_turn
 from tests.support.server import RoostServer, project_config, prompt_body
 
 _TIMEOUT_S = 60.0
+_FAILOVER_TTL_MS = 5000
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -107,10 +110,37 @@ def _run(label: str, target: Path | str, replicas: int, project: Path, args: Any
     return {"setup": label, **result}
 
 
+def _failover_once(label: str, target: Path | str, project: Path, llm: ScriptedLLM) -> float:
+    """SIGKILL the replica running a turn; seconds until the other shows it recovered."""
+    ttl = ["--lease-ttl-ms", str(_FAILOVER_TTL_MS)]
+    a = RoostServer(project, target, args=["--replica", "a", *ttl]).start()
+    b = RoostServer(project, target, args=["--replica", "b", *ttl]).start()
+    try:
+        marker = project / f"failover-{time.monotonic_ns()}"
+        llm.enqueue(tool_turn("bash", {"command": f"touch {marker}; sleep 60"}))
+        sid = a.create_session()["id"]
+        a.post(f"/session/{sid}/prompt_async", json=prompt_body("nap"))
+        deadline = time.monotonic() + _TIMEOUT_S
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        killed = time.monotonic()
+        a.kill()
+        while time.monotonic() < deadline:
+            parts = [p for m in b.messages(sid) for p in m["parts"] if p["type"] == "tool"]
+            if parts and parts[0]["state"]["status"] == "error":
+                return time.monotonic() - killed
+            time.sleep(0.02)
+        raise TimeoutError(f"{label}: no failover within {_TIMEOUT_S} s")
+    finally:
+        a.close()
+        b.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=32)
     parser.add_argument("--prompts", type=int, default=5, help="prompts per session")
+    parser.add_argument("--failovers", type=int, default=3, help="failover runs per store")
     args = parser.parse_args()
     bin_dir = server_bin_dir()
     if bin_dir is None:
@@ -121,11 +151,20 @@ def main() -> None:
         project.mkdir()
         (project / "opencode.json").write_text(json.dumps(project_config(llm.base_url)))
         rows.append(_run("SQLite, 1 process", Path(tmp) / "roost.db", 1, project, args))
+        failovers: dict[str, list[float]] = {"SQLite": [], "PostgreSQL": []}
+        for n in range(args.failovers):
+            print(f"failover {n} on SQLite", file=sys.stderr)
+            db = Path(tmp) / f"failover-{n}.db"
+            failovers["SQLite"].append(_failover_once("SQLite", db, project, llm))
         cluster = PostgresCluster(bin_dir, durable=True).start()
         try:
             for replicas in (1, 2, 3):
                 label = f"PostgreSQL, {replicas} process{'es' if replicas > 1 else ''}"
                 rows.append(_run(label, cluster.create_database(), replicas, project, args))
+            for n in range(args.failovers):
+                print(f"failover {n} on PostgreSQL", file=sys.stderr)
+                url = cluster.create_database()
+                failovers["PostgreSQL"].append(_failover_once("PostgreSQL", url, project, llm))
         finally:
             cluster.close()
     keys = list(rows[0])
@@ -138,6 +177,18 @@ def main() -> None:
     for row in rows:
         cells = [row["setup"], *(f"{row[k]:.1f}" for k in keys[1:])]
         print("| " + " | ".join(cells) + " |")
+    print(
+        f"\nFailover: SIGKILL of the replica running a bash call until the other shows the "
+        f"call interrupted; lease TTL {_FAILOVER_TTL_MS} ms (renewed every third), "
+        f"{args.failovers} runs each\n"
+    )
+    print("| store | min s | median s | max s |\n| --- | --- | --- | --- |")
+    for store, times in failovers.items():
+        if times:
+            print(
+                f"| {store} | {min(times):.2f} | {statistics.median(times):.2f} | "
+                f"{max(times):.2f} |"
+            )
 
 
 if __name__ == "__main__":
