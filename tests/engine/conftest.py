@@ -45,9 +45,9 @@ async def service(
             retry=RetryPolicy(max_attempts=1),
             tools=builtin_tools(tmp_path / "config"),
             output_dir=tmp_path / "out",
+            lease_ttl_ms=lease_ttl_ms,
         ),
     )
-    svc.runs.lease_ttl_ms = lease_ttl_ms
     await svc.start()
     try:
         yield svc

@@ -51,9 +51,9 @@ async def _service(directory: Path, llm: ScriptedLLM) -> SessionService:
             retry=RetryPolicy(max_attempts=1),
             tools=builtin_tools(directory / "config"),
             output_dir=directory / "out",
+            lease_ttl_ms=TTL_MS,
         ),
     )
-    svc.runs.lease_ttl_ms = TTL_MS
     await svc.start()
     return svc
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -45,18 +45,16 @@ from roost.engine import chaos, daemons, permissions
 from roost.engine.compaction import Compactions
 from roost.engine.file_changes import SnapshotTurnWriter
 from roost.engine.heartbeat import Heartbeat
+from roost.engine.outcomes import Outcome, failed_outcome, see_through, stopped_outcome
 from roost.engine.owner import start_ticks, this_owner
 from roost.engine.recovery import (
-    SERVER_STOPPED,
-    STORAGE_ERROR,
-    interrupted,
     recover_orphaned_runs,
 )
 from roost.engine.requests import RequestBroker
 from roost.engine.snapshots import SnapshotStore
 from roost.engine.tool_context import EngineToolContext, RunScope, WaitPolicy
 from roost.engine.turn import TurnWriter
-from roost.errors import ContextOverflow, ProviderError, RoostError, StorageUnavailable
+from roost.errors import StorageUnavailable
 from roost.ids import new_message_id
 from roost.model import event as ev
 from roost.model import message as msg
@@ -97,40 +95,6 @@ class _Active:
     renewed before each further try."""
 
 
-@dataclass(frozen=True)
-class _Outcome:
-    """How a turn ends: the assistant message's ``error`` and the run's final status."""
-
-    error: dict[str, Any] | None
-    run_status: str
-    tool_error: str = "aborted"
-    """The ``error`` of tool calls still pending or running."""
-    retry: bool = True
-    """Whether a commit the store refuses is tried again (not on shutdown)."""
-
-
-def _storage_outcome(exc: StorageUnavailable) -> _Outcome:
-    text = f"{interrupted(STORAGE_ERROR)}: {exc.description} ({exc.code})"
-    return _Outcome(msg.unknown_error(text), runs.FAILED, tool_error=text)
-
-
-async def see_through(coro: Coroutine[Any, Any, T]) -> T:
-    """Await ``coro`` to its end even if the caller is cancelled meanwhile, then re-raise
-    the cancellation: a commit already under way is never left without an owner."""
-    task = asyncio.ensure_future(coro)
-    cancelled = False
-    while not task.done():
-        try:
-            await asyncio.wait({task})
-        except asyncio.CancelledError:
-            cancelled = True
-    if cancelled:
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("a commit failed during cancellation: %r", task.exception())
-        raise asyncio.CancelledError
-    return task.result()
-
-
 class RunManager:
     """Owns the worker and turn tasks of every session (see module docstring)."""
 
@@ -151,6 +115,7 @@ class RunManager:
         snapshots: SnapshotStore | None = None,
         lease_ttl_ms: int = 15_000,
         max_recoveries: int = 3,
+        run_subtask: Callable[..., Awaitable[SubtaskResult]] | None = None,
     ) -> None:
         self._db = db
         self._catalog = catalog
@@ -166,8 +131,8 @@ class RunManager:
         """Tools that come and go (MCP servers'), offered next to the built-in ones."""
         self._snapshots = snapshots
         self._file_tools = frozenset(n for n, t in self._tools.items() if t.changes_files)
-        self.run_subtask: Any = None
-        """``SessionService.run_subtask``; set by the service (it creates child sessions)."""
+        self._run_subtask = run_subtask
+        """``SessionService.run_subtask`` (it creates child sessions); None: no sub-agents."""
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._kicked: set[str] = set()
         self._held: set[str] = set()
@@ -593,52 +558,14 @@ class RunManager:
             reason = active.stop_reason if active is not None else "shutdown"
             if reason == "lease_lost":
                 raise  # another owner took the run over; our writes would be fenced
-            await self._record_outcome(writer, self._stopped_outcome(reason, writer))
+            await self._record_outcome(writer, stopped_outcome(reason, writer))
             raise
         except Exception as exc:
-            await self._record_outcome(writer, self._failed_outcome(run, writer, exc))
+            await self._record_outcome(writer, failed_outcome(run, writer, exc))
         else:
-            await self._record_outcome(writer, _Outcome(None, runs.COMPLETED))
+            await self._record_outcome(writer, Outcome(None, runs.COMPLETED))
 
-    @staticmethod
-    def _stopped_outcome(reason: str | None, writer: TurnWriter) -> _Outcome:
-        """The outcome of a turn cancelled for ``reason`` (see ``_Active.stop_reason``; None
-        for a cancellation nobody explained, taken as an abort)."""
-        if reason == "shutdown":
-            text = interrupted(SERVER_STOPPED)
-            return _Outcome(msg.unknown_error(text), runs.INTERRUPTED, tool_error=text, retry=False)
-        if reason == "storage" and writer.storage_error is not None:
-            return _storage_outcome(writer.storage_error)
-        if reason == "write_failed":
-            text = f"internal error: {writer.failure!r}"
-            return _Outcome(msg.unknown_error(text), runs.FAILED, tool_error=text)
-        return _Outcome(msg.aborted_error(), runs.ABORTED)
-
-    @staticmethod
-    def _failed_outcome(run: runs.RunRow, writer: TurnWriter, exc: Exception) -> _Outcome:
-        """The outcome of a turn that raised ``exc``."""
-        storage = writer.storage_error or (exc if isinstance(exc, StorageUnavailable) else None)
-        if storage is not None:
-            return _storage_outcome(storage)
-        if isinstance(exc, ContextOverflow):
-            error = msg.context_overflow_error(exc.message, exc.response_body)
-            return _Outcome(error, runs.FAILED)
-        if isinstance(exc, ProviderError):
-            error = msg.api_error(
-                exc.message,
-                status_code=exc.status_code,
-                retryable=exc.retryable,
-                response_body=exc.response_body,
-                response_headers=exc.response_headers,
-                url=exc.url,
-            )
-            return _Outcome(error, runs.FAILED)
-        if isinstance(exc, RoostError):
-            return _Outcome(msg.unknown_error(exc.message), runs.FAILED, tool_error=exc.message)
-        log.exception("turn %s failed", run.id, exc_info=exc)
-        return _Outcome(msg.unknown_error(f"internal error: {exc!r}"), runs.FAILED)
-
-    async def _record_outcome(self, writer: TurnWriter, outcome: _Outcome) -> None:
+    async def _record_outcome(self, writer: TurnWriter, outcome: Outcome) -> None:
         """Commit the turn's outcome (``TurnWriter.finish``), retrying while the store refuses.
 
         Each try runs to its end even if the turn is cancelled meanwhile. Between tries the
@@ -798,9 +725,9 @@ class RunManager:
         await self._db.write(lambda tx: processes.forget(tx.conn, self.owner, pgid))
 
     async def _subtask(self, **kwargs: Any) -> SubtaskResult:
-        if self.run_subtask is None:
+        if self._run_subtask is None:
             raise RuntimeError("sub-agents are not available")
-        result: SubtaskResult = await self.run_subtask(**kwargs)
+        result: SubtaskResult = await self._run_subtask(**kwargs)
         return result
 
     def _rules(self, agent: AgentConfig, session_info: dict[str, Any]) -> list[permissions.Rule]:

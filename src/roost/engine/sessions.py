@@ -31,9 +31,10 @@ from roost.engine.commands import Command, expand
 from roost.engine.file_changes import FileChanges
 from roost.engine.files import ProjectFiles
 from roost.engine.mcp import McpServers
+from roost.engine.outcomes import see_through
 from roost.engine.owner import this_owner
 from roost.engine.requests import RequestBroker
-from roost.engine.runs import RunManager, see_through
+from roost.engine.runs import RunManager
 from roost.engine.snapshots import SnapshotStore
 from roost.engine.summarize import admit_compaction, compaction_outcome
 from roost.engine.titles import TitleWriter
@@ -140,9 +141,9 @@ class SessionService:
             more_tools=self.mcp.tools,
             snapshots=options.snapshots,
             lease_ttl_ms=options.lease_ttl_ms,
+            run_subtask=self.run_subtask,
         )
         self._files = FileChanges(options.snapshots) if options.snapshots else None
-        self.runs.run_subtask = self.run_subtask
         self.titles = TitleWriter(db, catalog, providers)
         self.files = ProjectFiles(Path(options.directory))
         """The project's files and version control, for the file and VCS routes."""
