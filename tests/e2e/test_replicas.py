@@ -252,3 +252,28 @@ def test_a_recovered_run_says_which_host_s_processes_it_could_not_stop(
         b.close()
         if sleeper and _alive(sleeper):
             os.kill(sleeper, signal.SIGKILL)
+
+
+def test_a_synchronous_prompt_to_a_replica_that_waits_for_the_lease_gets_its_own_reply(
+    project: Path, store_target: Path | str, llm: ScriptedLLM
+) -> None:
+    a = RoostServer(project, store_target, args=["--replica", "a"]).start()
+    b = RoostServer(project, store_target, args=["--replica", "b"]).start()
+    try:
+        marker = project / "started"
+        llm.enqueue(
+            tool_turn("bash", {"command": f"touch {marker}; sleep 1"}),
+            text_turn("first done"),
+            text_turn("second done"),
+        )
+        sid = a.create_session()["id"]
+        assert a.post(f"/session/{sid}/prompt_async", json=prompt_body("one")).status_code == 204
+        wait_for(lambda: marker.exists(), what="the first turn running on a")
+        reply = b.post(f"/session/{sid}/message", json=prompt_body("two"), timeout=30)
+        assert reply.status_code == 200, reply.text
+        body = reply.json()
+        assert body["info"]["role"] == "assistant"
+        assert [p["text"] for p in body["parts"] if p["type"] == "text"] == ["second done"]
+    finally:
+        a.close()
+        b.close()

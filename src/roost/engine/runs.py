@@ -25,6 +25,7 @@ A run may compact the conversation on its way (``engine/compaction.py``), and a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable
@@ -273,13 +274,31 @@ class RunManager:
             )
 
     async def wait_run(self, run_id: str) -> None:
-        """Return once the run has ended (immediately if it already has)."""
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(run_id, []).append(fut)
-        row = await self._db.read(lambda c: runs.get_run(c, run_id))
-        if row is None or row.status not in runs.OPEN_STATUSES:
-            self._resolve_waiters(run_id)
-        await fut
+        """Return once the run has ended (immediately if it already has), or this process
+        stops.
+
+        The store decides: a local worker's wake-up is only a hint, and so is the lapse of
+        ``_WAIT_RECHECK_S`` (another process on the store may run it, or take it over after a
+        crash); each is followed by a read of the run's status.
+        """
+        loop = asyncio.get_running_loop()
+        while True:
+            fut: asyncio.Future[None] = loop.create_future()
+            self._waiters.setdefault(run_id, []).append(fut)
+            try:
+                row = await self._db.read(lambda c: runs.get_run(c, run_id))
+                if row is None or row.status not in runs.OPEN_STATUSES:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(fut), _WAIT_RECHECK_S)
+                if self._stopping:
+                    return
+            finally:
+                waiting = self._waiters.get(run_id)
+                if waiting is not None and fut in waiting:
+                    waiting.remove(fut)
+                    if not waiting:
+                        del self._waiters[run_id]
 
     async def abort(self, session_id: str, *, reason: str = "abort") -> bool:
         """Cancel the session's executing turn and wait until its outcome is stored.
@@ -770,6 +789,8 @@ _RETRY_PAUSE_S = 0.5
 _REMOTE_ABORT_WAIT_S = 5.0
 """Longest wait for another process's turn to stop after an abort request."""
 _REMOTE_ABORT_POLL_S = 0.05
+_WAIT_RECHECK_S = 1.0
+"""How often ``wait_run`` reads a run's status while no local worker wakes it."""
 _EXPIRY_MARGIN_S = 0.05
 """How long after a lease's expiry the recovery scan looks (clock reads round down)."""
 
