@@ -79,6 +79,8 @@ class Settings:
     """How long a run lease lives without renewal (``--lease-ttl-ms``, ``ROOST_LEASE_TTL_MS``);
     the holder renews every third of it, and another replica recovers a run whose lease
     expired."""
+    lease_renew_ms: int | None = None
+    """Between renewals of held leases (``--lease-renew-ms``); None: a third of the TTL."""
 
     @property
     def data_dir(self) -> Path:

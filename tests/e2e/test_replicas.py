@@ -54,6 +54,19 @@ def test_every_subscriber_on_every_replica_sees_every_event_in_order(
             mine = session_frames(stored_b, sid)
             assert types_of(mine).count("session.idle") == 2
             assert "session.created" in types_of(mine)
+        # A client that followed a and reconnects to b resumes with a's Last-Event-ID.
+        after = stored_a[0][0]
+        assert after is not None
+        with EventCollector(b.url, last_event_id=after) as resumed:
+            replayed = resumed.wait_until(
+                lambda fs: (
+                    [(i, f) for i, f in fs if i is not None][: len(stored_a) - 1]
+                    if sum(i is not None for i, _ in fs) >= len(stored_a) - 1
+                    else None
+                ),
+                what="the replay on b",
+            )
+        assert replayed == stored_a[1:]
     finally:
         a.close()
         b.close()

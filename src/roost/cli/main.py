@@ -54,6 +54,14 @@ def serve(
             max=3_600_000,
         ),
     ] = None,
+    lease_renew_ms: Annotated[
+        int | None,
+        typer.Option(
+            help="Renew held run leases this often, in ms (default: a third of the TTL); "
+            "must be shorter than the TTL.",
+            min=100,
+        ),
+    ] = None,
     sync: Annotated[str, typer.Option(help="SQLite synchronous mode: FULL or NORMAL.")] = "FULL",
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
     cors: Annotated[
@@ -98,6 +106,10 @@ def serve(
             raise typer.BadParameter("ROOST_LEASE_TTL_MS must be a number of ms") from exc
         if not 1_000 <= lease_ttl_ms <= 3_600_000:
             raise typer.BadParameter("ROOST_LEASE_TTL_MS must be from 1000 to 3600000 ms")
+    if lease_renew_ms is not None and lease_renew_ms >= lease_ttl_ms:
+        raise typer.BadParameter(
+            f"must be shorter than the lease TTL ({lease_ttl_ms} ms)", param_hint="--lease-renew-ms"
+        )
     try:
         db_path = resolve_db(db, env)
     except InvalidLocation as exc:
@@ -107,6 +119,7 @@ def serve(
         replica=replica,
         pool_size=pool_size,
         lease_ttl_ms=lease_ttl_ms,
+        lease_renew_ms=lease_renew_ms,
         hostname=hostname,
         port=port,
         directory=Path.cwd(),

@@ -209,6 +209,7 @@ async def serve(settings: Settings) -> None:
             config_dir=global_config_dir(env),
             snapshots=snapshot_store(settings, config, directory, project),
             lease_ttl_ms=settings.lease_ttl_ms,
+            lease_renew_ms=settings.lease_renew_ms,
             replica=settings.replica,
         ),
         mcp=McpServers(

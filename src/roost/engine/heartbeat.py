@@ -44,10 +44,13 @@ class Heartbeat:
         ttl_ms: int,
         on_lost: Callable[[str, int], None],
         loop: asyncio.AbstractEventLoop,
+        renew_ms: int | None = None,
     ) -> None:
         self._db = db
         self._owner = owner
         self._ttl_ms = ttl_ms
+        self._renew_s = (renew_ms if renew_ms is not None else ttl_ms // 3) / 1000
+        """Seconds between renewals (a third of the TTL unless configured)."""
         self._on_lost = on_lost
         self._loop = loop
         self._held: dict[str, int] = {}
@@ -114,7 +117,7 @@ class Heartbeat:
 
     def _main(self) -> None:
         refused = False
-        while not self._stop.wait(self._ttl_ms / 3000):
+        while not self._stop.wait(self._renew_s):
             try:
                 self.beat()
             except StorageUnavailable as exc:

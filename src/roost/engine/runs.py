@@ -115,6 +115,7 @@ class RunManager:
         more_tools: Callable[[], dict[str, Tool]] | None = None,
         snapshots: SnapshotStore | None = None,
         lease_ttl_ms: int = 15_000,
+        lease_renew_ms: int | None = None,
         max_recoveries: int = 3,
         run_subtask: Callable[..., Awaitable[SubtaskResult]] | None = None,
     ) -> None:
@@ -145,6 +146,8 @@ class RunManager:
         self._stopping = False
         self.owner = this_owner()
         self.lease_ttl_ms = lease_ttl_ms
+        self.lease_renew_ms = lease_renew_ms
+        """Between renewals of the held leases, ms; None: a third of the TTL."""
         self.max_recoveries = max_recoveries
         self._heartbeat: Heartbeat | None = None
         self._recovery_task: asyncio.Task[None] | None = None
@@ -184,7 +187,12 @@ class RunManager:
         """
         await self.recover(startup=True)
         self._heartbeat = Heartbeat(
-            self._db, self.owner, self.lease_ttl_ms, self._on_lease_lost, asyncio.get_running_loop()
+            self._db,
+            self.owner,
+            self.lease_ttl_ms,
+            self._on_lease_lost,
+            asyncio.get_running_loop(),
+            renew_ms=self.lease_renew_ms,
         )
         self._heartbeat.start()
         self._recovery_task = asyncio.create_task(self._recover_periodically(), name="recovery")

@@ -101,7 +101,9 @@ class ServiceOptions:
     config_dir: Path | None = None
     """The global OpenCode config folder (``~/.config/opencode``): skills, commands."""
     lease_ttl_ms: int = 15_000
-    """Run lease lifetime without renewal, ms; renewed every third of it."""
+    """Run lease lifetime without renewal, ms."""
+    lease_renew_ms: int | None = None
+    """Between renewals of held leases, ms; None: a third of the TTL."""
     replica: str | None = None
     """This process's name among the store's replicas (``--replica``), for health."""
 
@@ -141,6 +143,7 @@ class SessionService:
             more_tools=self.mcp.tools,
             snapshots=options.snapshots,
             lease_ttl_ms=options.lease_ttl_ms,
+            lease_renew_ms=options.lease_renew_ms,
             run_subtask=self.run_subtask,
         )
         self._files = FileChanges(options.snapshots) if options.snapshots else None
