@@ -7,8 +7,6 @@ interrupts executing turns (durably) and closes the store. Reads return stored w
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -22,7 +20,7 @@ from roost.agent.catalog import Catalog
 from roost.agent.loop import RetryPolicy
 from roost.agent.providers.registry import ProviderRegistry
 from roost.agent.shell import USER_SHELL_NOTE
-from roost.agent.tools.base import SubtaskResult, Tool, ToolError
+from roost.agent.tools.base import SubtaskResult, Tool
 from roost.agent.tools.skill import discover_skills
 from roost.engine import chaos
 from roost.engine.admission import Admitted, PromptInput, admit_prompt
@@ -30,12 +28,13 @@ from roost.engine.broadcaster import Broadcaster, Subscription
 from roost.engine.commands import Command, expand
 from roost.engine.file_changes import FileChanges
 from roost.engine.files import ProjectFiles
+from roost.engine.fork import copy_messages
 from roost.engine.mcp import McpServers
-from roost.engine.outcomes import see_through
 from roost.engine.owner import this_owner
 from roost.engine.requests import RequestBroker
 from roost.engine.runs import RunManager
 from roost.engine.snapshots import SnapshotStore
+from roost.engine.subagents import last_reply, run_subtask
 from roost.engine.summarize import admit_compaction, compaction_outcome
 from roost.engine.titles import TitleWriter
 from roost.engine.tool_context import WaitPolicy
@@ -46,13 +45,11 @@ from roost.errors import (
     PartInUse,
     PartNotFound,
     SessionNotFound,
-    StorageUnavailable,
 )
-from roost.ids import new_message_id, new_part_id, new_session_id
+from roost.ids import new_session_id
 from roost.model import event as ev
-from roost.model import message as msg
 from roost.model.event import StoredEvent
-from roost.model.part import close_open_tool, is_open_tool
+from roost.model.part import is_open_tool
 from roost.model.permission import Rule
 from roost.model.session import IDLE, new_session
 from roost.store import queries, runs
@@ -527,23 +524,7 @@ class SessionService:
         new_id = child["id"]
         note = "interrupted: not finished when the session was forked"
 
-        def write(tx: Tx) -> None:
-            for row in rows:
-                if message_id is not None and row.id >= message_id:
-                    break
-                info = orjson.loads(row.info)
-                mid = new_message_id()
-                info.update(id=mid, sessionID=new_id)
-                if info["role"] == "assistant" and "completed" not in info["time"]:
-                    info["time"]["completed"] = now_ms()
-                    info.setdefault("error", msg.unknown_error(note))
-                tx.append(new_id, ev.MESSAGE_UPDATED, {"sessionID": new_id, "info": info})
-                for raw in row.parts:
-                    part = orjson.loads(raw)
-                    part.update(id=new_part_id(), sessionID=new_id, messageID=mid)
-                    part = close_open_tool(part, note, now_ms()) or part
-                    tx.append(new_id, ev.PART_UPDATED, {"sessionID": new_id, "part": part})
-
+        write = copy_messages(rows, into=new_id, before=message_id, note=note)
         await self.db.write(write)
         return child
 
@@ -573,7 +554,7 @@ class SessionService:
         if admitted.run_id is None:
             return await self.get_message(session_id, admitted.message_id)
         await self.runs.wait_run(admitted.run_id)
-        reply = await self._last_reply(session_id, admitted.message_id)
+        reply = await last_reply(self, session_id, admitted.message_id)
         return reply or await self.get_message(session_id, admitted.message_id)
 
     async def shell(
@@ -702,11 +683,6 @@ class SessionService:
         await self.db.write(announce)
         return reply
 
-    async def _last_reply(self, session_id: str, user_message_id: str) -> MessageRow | None:
-        rows = await self.list_messages(session_id)
-        replies = [r for r in rows if orjson.loads(r.info).get("parentID") == user_message_id]
-        return replies[-1] if replies else None
-
     async def summarize(
         self, session_id: str, *, provider_id: str, model_id: str, auto: bool = False
     ) -> None:
@@ -765,58 +741,14 @@ class SessionService:
         task_id: str | None,
         call_id: str,
     ) -> SubtaskResult:
-        """Run a sub-agent's turn in a child session and return its final text.
-
-        A new child session is titled ``"<description> (@<agent> subagent)"``; ``task_id``
-        continues an existing child of the same parent. If the calling turn is cancelled, the
-        child's turn is aborted too (and its processes killed) before the cancellation goes on.
-
-        Raises:
-            ToolError: Unknown or non-sub-agent ``agent``, a bad ``task_id``, or the child's
-                turn failed (its error is the message).
-        """
-        found = self.catalog.agents.get(agent)
-        if found is None or found.mode == "primary":
-            known = ", ".join(
-                sorted(a.name for a in self.catalog.agents.values() if a.mode != "primary")
-            )
-            raise ToolError(f"Unknown sub-agent {agent!r}. Available sub-agents: {known}")
-        if task_id:
-            existing = await self.db.read(lambda c: queries.get_session(c, task_id))
-            if existing is None or orjson.loads(existing).get("parentID") != parent_id:
-                raise ToolError(f"task_id {task_id} is not a child session of this session")
-            child_id = task_id
-        else:
-            child = await self.create_session(
-                parent_id=parent_id, title=f"{description} (@{agent} subagent)", agent=agent
-            )
-            child_id = child["id"]
-        admitted = await self.prompt_async(
-            child_id, PromptInput(parts=[{"type": "text", "text": prompt}], agent=agent)
-        )
-        assert admitted.run_id is not None
-        try:
-            await self.runs.wait_run(admitted.run_id)
-        except asyncio.CancelledError:
-            # The child's turn is stopped either way; while the store refuses writes it records
-            # its outcome itself later, and this cancellation goes on meanwhile.
-            with contextlib.suppress(StorageUnavailable):
-                await see_through(self.runs.abort(child_id))
-            raise
-        reply = await self._last_reply(child_id, admitted.message_id)
-        info = orjson.loads(reply.info) if reply else {}
-        if reply is None or "error" in info:
-            error = (info.get("error") or {}).get("data", {}).get("message", "no answer")
-            raise ToolError(f"The sub-agent failed (session {child_id}): {error}")
-        text = "".join(
-            orjson.loads(p).get("text", "")
-            for p in reply.parts
-            if orjson.loads(p).get("type") == "text"
-        )
-        return SubtaskResult(
-            child_id,
-            text,
-            {"modelID": info.get("modelID", ""), "providerID": info.get("providerID", "")},
+        """Run a sub-agent's turn in a child session; see ``subagents.run_subtask``."""
+        return await run_subtask(
+            self,
+            parent_id=parent_id,
+            agent=agent,
+            prompt=prompt,
+            description=description,
+            task_id=task_id,
         )
 
     # -- permissions, questions, todos -----------------------------------------------
