@@ -4,8 +4,12 @@
 OpenCode): step-start, reasoning and text parts, tool parts, step-finish, then the message is
 completed and the next step opens a new one. Small events are held in ``_pending`` and committed
 with the next write, and text deltas are coalesced: a delta event is committed at most every
-``COALESCE_MS`` per part (or when the part ends), so a long answer is a handful of commits rather
-than one per token; nothing is lost at the end because ``finish`` flushes first.
+``COALESCE_MS`` (or when the part ends), so a long answer is a handful of commits rather than one
+per token; nothing is lost at the end because ``finish`` flushes first. The wait grows with the
+part's length, up to ``COALESCE_MAX_MS``: every commit rewrites a few pages of the log's tables
+whatever it carries, which for a long, fast part would otherwise cost more than its text
+(issue #13). A streamed part's text is stored whole once, by the ``message.part.updated`` that
+closes it; until then it is its deltas in the log (``store/deltas.py``).
 
 Every commit is fenced by the run's lease generation (``leases.check`` in the same
 transaction): a turn whose lease was taken over cannot write. ``finish`` releases the lease in
@@ -56,7 +60,12 @@ from roost.store.event_log import Tx, now_ms
 log = logging.getLogger(__name__)
 
 COALESCE_MS = 50
-"""Longest a streamed delta waits before it is committed (ms)."""
+"""Longest a streamed delta waits before it is committed, while its part is short (ms)."""
+COALESCE_MAX_MS = 1000
+"""Longest a streamed delta waits, however long its part (ms)."""
+COALESCE_CHARS_PER_MS = 500
+"""A delta of a part of N characters waits N / this ms, within ``COALESCE_MS`` ..
+``COALESCE_MAX_MS``: 50 ms up to 25,000 characters, 1 s from 500,000 on."""
 METADATA_EVERY_MS = 100
 """Most frequent commit of a running tool's streamed metadata (ms)."""
 
@@ -81,6 +90,8 @@ class _OpenPart:
     pieces: list[str] = dataclasses.field(default_factory=list)
     committed: int = 0
     """How many of ``pieces`` were already taken into ``message.part.delta`` events."""
+    chars: int = 0
+    """Characters received so far."""
 
     def take_delta(self) -> str:
         """The text received since the last call (empty when none)."""
@@ -557,13 +568,17 @@ class TurnWriter:
             self._open[kind] = open_part
             self._queue_part(part)
         open_part.pieces.append(text)
+        open_part.chars += len(text)
         if self._armed is None:
-            self._armed = asyncio.create_task(self._flush_later())
+            wait_ms = min(
+                max(COALESCE_MS, open_part.chars / COALESCE_CHARS_PER_MS), COALESCE_MAX_MS
+            )
+            self._armed = asyncio.create_task(self._flush_later(wait_ms / 1000))
             self._timers.add(self._armed)
             self._armed.add_done_callback(self._timers.discard)
 
-    async def _flush_later(self) -> None:
-        await asyncio.sleep(COALESCE_MS / 1000)
+    async def _flush_later(self, wait_s: float) -> None:
+        await asyncio.sleep(wait_s)
         self._armed = None  # deltas from now on arm the next timer
         try:
             await self.flush()
