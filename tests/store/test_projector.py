@@ -109,34 +109,3 @@ async def test_rebuilding_projections_from_the_log_equals_the_live_projections(
         assert await db.write(rebuild) == live
     finally:
         await db.close()
-
-
-async def test_deltas_append_to_the_part_text(db: Database) -> None:
-    def write(tx: Tx) -> None:
-        tx.append(
-            "ses_1", ev.SESSION_CREATED, {"sessionID": "ses_1", "info": session_info("ses_1")}
-        )
-        tx.append(
-            "ses_1", ev.MESSAGE_UPDATED, {"sessionID": "ses_1", "info": user_info("msg_1", "ses_1")}
-        )
-        tx.append(
-            "ses_1",
-            ev.PART_UPDATED,
-            {"sessionID": "ses_1", "part": text_part("prt_1", "ses_1", "msg_1")},
-        )
-        for piece in ("Hel", "lo"):
-            tx.append(
-                "ses_1",
-                ev.PART_DELTA,
-                {
-                    "sessionID": "ses_1",
-                    "messageID": "msg_1",
-                    "partID": "prt_1",
-                    "field": "text",
-                    "delta": piece,
-                },
-            )
-
-    await db.write(write)
-    data = await db.read(lambda c: c.execute(text("SELECT data FROM part")).scalar_one())
-    assert '"text":"Hello"' in data

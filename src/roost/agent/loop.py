@@ -26,6 +26,7 @@ turn writer) and raises ``ProviderError`` when the provider fails for good.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import time
@@ -137,8 +138,15 @@ class TurnOptions:
 class _Step:
     finish_reason: str = "stop"
     usage: Usage = field(default_factory=Usage)
-    text: str = ""
+    buffer: io.StringIO = field(default_factory=io.StringIO)
+    """The step's text: a buffer, as ``+=`` on an attribute copies the whole string each time
+    (quadratic in the reply's size)."""
     calls: list[ToolCallRequest] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        """The step's whole text."""
+        return self.buffer.getvalue()
 
 
 class _OutputStarted(Exception):
@@ -294,7 +302,7 @@ async def _stream_step(provider: Provider, request: ModelRequest, sink: TurnSink
         async for event in provider.stream(request):
             if isinstance(event, TextDelta):
                 produced = True
-                step.text += event.text
+                step.buffer.write(event.text)
                 await sink.text_delta(event.text)
             elif isinstance(event, ReasoningDelta):
                 produced = True

@@ -4,8 +4,12 @@
 OpenCode): step-start, reasoning and text parts, tool parts, step-finish, then the message is
 completed and the next step opens a new one. Small events are held in ``_pending`` and committed
 with the next write, and text deltas are coalesced: a delta event is committed at most every
-``COALESCE_MS`` per part (or when the part ends), so a long answer is a handful of commits rather
-than one per token; nothing is lost at the end because ``finish`` flushes first.
+``COALESCE_MS`` (or when the part ends), so a long answer is a handful of commits rather than one
+per token; nothing is lost at the end because ``finish`` flushes first. The wait grows with the
+part's length, up to ``COALESCE_MAX_MS``: every commit rewrites a few pages of the log's tables
+whatever it carries, which for a long, fast part would otherwise cost more than its text
+(issue #13). A streamed part's text is stored whole once, by the ``message.part.updated`` that
+closes it; until then it is its deltas in the log (``store/deltas.py``).
 
 Every commit is fenced by the run's lease generation (``leases.check`` in the same
 transaction): a turn whose lease was taken over cannot write. ``finish`` releases the lease in
@@ -31,6 +35,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
+import io
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,7 +60,12 @@ from roost.store.event_log import Tx, now_ms
 log = logging.getLogger(__name__)
 
 COALESCE_MS = 50
-"""Longest a streamed delta waits before it is committed (ms)."""
+"""Longest a streamed delta waits before it is committed, while its part is short (ms)."""
+COALESCE_MAX_MS = 1000
+"""Longest a streamed delta waits, however long its part (ms)."""
+COALESCE_CHARS_PER_MS = 500
+"""A delta of a part of N characters waits N / this ms, within ``COALESCE_MS`` ..
+``COALESCE_MAX_MS``: 50 ms up to 25,000 characters, 1 s from 500,000 on."""
 METADATA_EVERY_MS = 100
 """Most frequent commit of a running tool's streamed metadata (ms)."""
 
@@ -66,9 +77,33 @@ def finish_of(provider_reason: str) -> str:
 
 @dataclass
 class _OpenPart:
+    """A text or reasoning part being streamed.
+
+    Its text is kept as a list of pieces and joined only when the part is closed (``text``):
+    ``+=`` on a dict item or an attribute copies the whole string every time, which is quadratic
+    in the part's size. Each ``take_delta`` joins the pieces it takes into one, so the list
+    holds one piece per commit plus the deltas received since the last.
+    """
+
     part: dict[str, Any]
     field: str
-    buffered: str = ""
+    pieces: list[str] = dataclasses.field(default_factory=list)
+    committed: int = 0
+    """How many of ``pieces`` were already taken into ``message.part.delta`` events."""
+    chars: int = 0
+    """Characters received so far."""
+
+    def take_delta(self) -> str:
+        """The text received since the last call (empty when none)."""
+        delta = "".join(self.pieces[self.committed :])
+        if delta:
+            self.pieces[self.committed :] = [delta]
+        self.committed = len(self.pieces)
+        return delta
+
+    def text(self) -> str:
+        """The whole text so far."""
+        return "".join(self.pieces)
 
 
 def _add_usage(tx: Tx, session_id: str, step: dict[str, Any]) -> None:
@@ -137,11 +172,16 @@ class TurnWriter:
         self.tools: dict[str, dict[str, Any]] = {}
         """Tool parts of the current step, by call id."""
         self._metadata_at: dict[str, int] = {}
-        self.final_text = ""
-        """Text of the last step (what a sub-agent's parent receives)."""
+        self._final_text = io.StringIO()
+        """Text of the last step: a buffer, as ``+=`` on an attribute is quadratic."""
         self.context_factory: Callable[[ToolCallRequest], Any] | None = None
         self.price: Callable[[dict[str, Any]], float] | None = None
         """A step's cost in USD from its tokens (``Catalog.step_cost``); None: free."""
+
+    @property
+    def final_text(self) -> str:
+        """Text of the last step (what a sub-agent's parent receives)."""
+        return self._final_text.getvalue()
 
     @property
     def session_id(self) -> str:
@@ -179,7 +219,7 @@ class TurnWriter:
             self._step_done = False
             self.tools.clear()
         self._steps += 1
-        self.final_text = ""
+        self._final_text = io.StringIO()
         self._step_start = msg.step_start_part(new_part_id(), self._sid, self.message_id)
         self._queue_part(self._step_start)
 
@@ -192,7 +232,7 @@ class TurnWriter:
     async def text_delta(self, text: str) -> None:
         """Buffer answer text."""
         await self._resume_status()
-        self.final_text += text
+        self._final_text.write(text)
         await self._delta("text", text)
 
     async def reasoning_delta(self, text: str) -> None:
@@ -527,15 +567,18 @@ class TurnWriter:
             open_part = _OpenPart(part, "text")
             self._open[kind] = open_part
             self._queue_part(part)
-        open_part.buffered += text
-        open_part.part["text"] += text
+        open_part.pieces.append(text)
+        open_part.chars += len(text)
         if self._armed is None:
-            self._armed = asyncio.create_task(self._flush_later())
+            wait_ms = min(
+                max(COALESCE_MS, open_part.chars / COALESCE_CHARS_PER_MS), COALESCE_MAX_MS
+            )
+            self._armed = asyncio.create_task(self._flush_later(wait_ms / 1000))
             self._timers.add(self._armed)
             self._armed.add_done_callback(self._timers.discard)
 
-    async def _flush_later(self) -> None:
-        await asyncio.sleep(COALESCE_MS / 1000)
+    async def _flush_later(self, wait_s: float) -> None:
+        await asyncio.sleep(wait_s)
         self._armed = None  # deltas from now on arm the next timer
         try:
             await self.flush()
@@ -570,7 +613,8 @@ class TurnWriter:
         events = list(self._pending)
         self._pending.clear()
         for op in self._open.values():
-            if op.buffered:
+            delta = op.take_delta()
+            if delta:
                 events.append(
                     (
                         ev.PART_DELTA,
@@ -579,11 +623,10 @@ class TurnWriter:
                             "messageID": self.message_id,
                             "partID": op.part["id"],
                             "field": op.field,
-                            "delta": op.buffered,
+                            "delta": delta,
                         },
                     )
                 )
-                op.buffered = ""
         return events
 
     def _close_open_parts(self) -> None:
@@ -591,6 +634,7 @@ class TurnWriter:
         self._pending.extend(self._take_buffered())
         end = now_ms()
         for op in self._open.values():
+            op.part[op.field] = op.text()
             op.part.setdefault("time", {"start": end})["end"] = end
             self._queue_part(op.part)
         self._open.clear()

@@ -95,7 +95,7 @@ class Tx:
                 "time_ms": at,
             },
         )
-        projector.apply(self.conn, type_, properties, row)
+        projector.apply(self.conn, type_, properties, row, seq=seq)
         stored = StoredEvent(event_id, session_id, seq, type_, properties, data, at)
         self.events.append(stored)
         return stored

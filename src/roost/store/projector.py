@@ -3,6 +3,8 @@
 ``apply`` is the only code that writes projection rows; the live path (``Tx.append``) and
 ``rebuild_projections`` both call it, so a rebuild from the log equals the live state. Payloads
 are OpenCode's v1 event ``properties`` (``EventSession*``, ``EventMessage*`` schemas).
+A ``message.part.delta`` is not folded into its part's row: the row is only marked, and readers
+append the deltas from the log (``deltas``), so a streamed part is not rewritten at every flush.
 
 JSON columns are written as UTF-8 bytes (``prepared.utf8_text``) encoded by ``encoding.encode``;
 a row's JSON equals ``orjson.dumps`` of the object it projects, byte for byte.
@@ -13,21 +15,18 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, bindparam, delete, select, update
+from sqlalchemy import Connection, delete, select, update
 
 from roost.model import event as ev
+from roost.store import deltas
 from roost.store.encoding import encode
-from roost.store.prepared import Prepared, upsert, utf8_text
+from roost.store.prepared import upsert
 from roost.store.schema import event as event_table
 from roost.store.schema import message, part, request, session, todo
 
 # Built once: constructing statements per event costs more than executing them.
 _UPSERT = {t.name: upsert(t, t.c.id, utf8=("data",)) for t in (session, message, part, request)}
 _UPSERT_TODO = upsert(todo, todo.c.session_id, utf8=("data",))
-_PART_DATA = Prepared(select(part.c.data).where(part.c.id == bindparam("pid")))
-_SET_PART_DATA = Prepared(
-    update(part).where(part.c.id == bindparam("pid")).values(data=utf8_text("data"))
-)
 
 ROW_KEY: dict[str, str] = {
     ev.SESSION_CREATED: "info",
@@ -54,7 +53,9 @@ def _session_row(info: dict[str, Any], data: bytes) -> dict[str, Any]:
     }
 
 
-def apply(conn: Connection, type_: str, props: dict[str, Any], row: bytes | None = None) -> None:
+def apply(
+    conn: Connection, type_: str, props: dict[str, Any], row: bytes | None = None, *, seq: int
+) -> None:
     """Fold one event into the projections; events of other types change nothing.
 
     Args:
@@ -63,6 +64,7 @@ def apply(conn: Connection, type_: str, props: dict[str, Any], row: bytes | None
         props: The event's ``properties``.
         row: ``encode(props[ROW_KEY[type_]])`` when the caller already has it (``Tx.append``
             embeds the same bytes in the event); encoded here when None.
+        seq: The event's ``seq`` in its session (a delta marks its part from there on).
     """
     if type_ not in ev.PROJECTED_TYPES:
         return
@@ -80,7 +82,7 @@ def apply(conn: Connection, type_: str, props: dict[str, Any], row: bytes | None
         conn.execute(delete(part).where(part.c.message_id == props["messageID"]))
         conn.execute(delete(message).where(message.c.id == props["messageID"]))
     elif type_ == ev.PART_DELTA:
-        _apply_delta(conn, props)
+        deltas.mark(conn, props["sessionID"], props["partID"], seq)
     elif type_ == ev.PART_REMOVED:
         conn.execute(delete(part).where(part.c.id == props["partID"]))
     elif type_ in (ev.PERMISSION_ASKED, ev.QUESTION_ASKED):
@@ -106,6 +108,7 @@ def _upsert_row(conn: Connection, type_: str, obj: dict[str, Any], data: bytes) 
             "message_id": obj["messageID"],
             "session_id": obj["sessionID"],
             "data": data,
+            "deltas_from_seq": None,  # stored whole: earlier deltas are in ``data``
         }
         _upsert(conn, part, row)
     elif type_ == ev.MESSAGE_UPDATED:
@@ -146,16 +149,6 @@ def _close_request(conn: Connection, request_id: str, status: str, reply: Any) -
     )
 
 
-def _apply_delta(conn: Connection, props: dict[str, Any]) -> None:
-    found = _PART_DATA.scalar(conn, {"pid": props["partID"]})
-    if found is None:
-        return  # the part was removed; a late delta changes nothing
-    data = orjson.loads(found)
-    field = props["field"]
-    data[field] = (data.get(field) or "") + props["delta"]
-    _SET_PART_DATA.execute(conn, {"pid": props["partID"], "data": encode(data)})
-
-
 def rebuild_projections(conn: Connection, *, batch: int = 2000) -> int:
     """Drop the projections and fold the whole log again, in commit order.
 
@@ -168,7 +161,7 @@ def rebuild_projections(conn: Connection, *, batch: int = 2000) -> int:
     after = 0
     while True:
         rows = conn.execute(
-            select(event_table.c.id, event_table.c.type, event_table.c.data)
+            select(event_table.c.id, event_table.c.seq, event_table.c.type, event_table.c.data)
             .where(event_table.c.id > after)
             .order_by(event_table.c.id)
             .limit(batch)
@@ -176,6 +169,6 @@ def rebuild_projections(conn: Connection, *, batch: int = 2000) -> int:
         if not rows:
             return folded
         for r in rows:
-            apply(conn, r.type, orjson.loads(r.data))
+            apply(conn, r.type, orjson.loads(r.data), seq=r.seq)
             folded += 1
         after = rows[-1].id

@@ -1,7 +1,9 @@
 """The read side: sessions, messages and parts from the projections.
 
 Rows come back as their stored wire JSON (``str``), so listing a thousand messages costs no
-parse-and-serialize round trip; callers that need fields parse them with ``orjson``.
+parse-and-serialize round trip; callers that need fields parse them with ``orjson``. A part
+still being streamed is the exception: its row is completed with the deltas from the log
+(``deltas.fold``), so a reader sees the text so far.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, and_, bindparam, select
 
+from roost.store import deltas
 from roost.store.prepared import Prepared
 from roost.store.schema import message, part, request, session, todo
 
@@ -22,8 +25,10 @@ _SESSION_MESSAGES = Prepared(
     .where(message.c.session_id == bindparam("sid"))
     .order_by(message.c.id)
 )
+_PART_COLUMNS = (part.c.message_id, part.c.data, part.c.id, part.c.deltas_from_seq)
+"""A part row as ``deltas.fold`` takes it."""
 _SESSION_PARTS = Prepared(
-    select(part.c.message_id, part.c.data)
+    select(*_PART_COLUMNS)
     .where(part.c.session_id == bindparam("sid"))
     .order_by(part.c.message_id, part.c.id)
 )
@@ -106,7 +111,8 @@ def list_messages(
         whole = _SESSION_MESSAGES.execute(conn, {"sid": session_id}).fetchall()
         if not whole:
             return []
-        return _with_parts(whole, _SESSION_PARTS.execute(conn, {"sid": session_id}))
+        parts = _SESSION_PARTS.execute(conn, {"sid": session_id})
+        return _with_parts(whole, deltas.fold(conn, session_id, parts))
     cond = message.c.session_id == session_id
     if before:
         cond = and_(cond, message.c.id < before)
@@ -119,20 +125,21 @@ def list_messages(
     if not rows:
         return []
     pstmt = (
-        select(part.c.message_id, part.c.data)
+        select(*_PART_COLUMNS)
         .where(part.c.message_id.in_([r.id for r in rows]))
         .order_by(part.c.message_id, part.c.id)
     )
-    return _with_parts(rows, conn.execute(pstmt))
+    parts = conn.execute(pstmt).all()
+    return _with_parts(rows, deltas.fold(conn, session_id, parts))
 
 
 def _with_parts(
-    messages: Sequence[Sequence[str]], parts: Iterable[Sequence[str]]
+    messages: Sequence[Sequence[str]], parts: Iterable[deltas.PartRow]
 ) -> list[MessageRow]:
-    """``MessageRow``s from ``(id, data)`` message rows, in their order, and ``(message_id,
-    data)`` part rows in part order (parts of other messages are ignored)."""
+    """``MessageRow``s from ``(id, data)`` message rows, in their order, and part rows
+    (``deltas.PartRow``) in part order (parts of other messages are ignored)."""
     by_message: dict[str, list[str]] = {mid: [] for mid, _ in messages}
-    for mid, data in parts:
+    for mid, data, _, _ in parts:
         bucket = by_message.get(mid)
         if bucket is not None:
             bucket.append(data)
@@ -146,10 +153,12 @@ def get_message(conn: Connection, session_id: str, message_id: str) -> MessageRo
     ).scalar()
     if info is None:
         return None
-    parts = conn.execute(
-        select(part.c.data).where(part.c.message_id == message_id).order_by(part.c.id)
-    ).scalars()
-    return MessageRow(message_id, info, list(parts))
+    rows = conn.execute(
+        select(*_PART_COLUMNS).where(part.c.message_id == message_id).order_by(part.c.id)
+    ).all()
+    return MessageRow(
+        message_id, info, [data for _, data, _, _ in deltas.fold(conn, session_id, rows)]
+    )
 
 
 def recent_message_infos(conn: Connection, session_id: str, *, role: str, limit: int) -> list[str]:

@@ -88,6 +88,10 @@ part = Table(
     Column("message_id", String, nullable=False),
     Column("session_id", String, nullable=False),
     Column("data", Text, nullable=False),
+    Column("deltas_from_seq", Integer, nullable=True),
+    # The ``seq`` of the first ``message.part.delta`` since the part's last
+    # ``message.part.updated``: its text is ``data`` plus the deltas in the log from there on
+    # (``store/deltas.py``). NULL: ``data`` is the whole part.
     Index("ix_part_message", "message_id", "id"),
     Index("ix_part_session", "session_id"),
 )

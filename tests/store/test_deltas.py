@@ -1,0 +1,186 @@
+"""Streamed text: deltas mark their part, and reads append them from the log (issue #13)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Connection, text
+
+from roost.model import event as ev
+from roost.store import deltas, queries
+from roost.store.database import Database
+from roost.store.event_log import Tx
+from tests.store.builders import session_info, user_info
+from tests.store.builders import text as text_part
+
+pytestmark = pytest.mark.anyio
+
+SID, MID, PID = "ses_1", "msg_1", "prt_1"
+
+
+def _delta(pid: str, piece: str, *, sid: str = SID, mid: str = MID, field: str = "text") -> Any:
+    return {"sessionID": sid, "messageID": mid, "partID": pid, "field": field, "delta": piece}
+
+
+def _start(tx: Tx, *pids: str) -> None:
+    tx.append(SID, ev.SESSION_CREATED, {"sessionID": SID, "info": session_info(SID)})
+    tx.append(SID, ev.MESSAGE_UPDATED, {"sessionID": SID, "info": user_info(MID, SID)})
+    for pid in pids:
+        tx.append(SID, ev.PART_UPDATED, {"sessionID": SID, "part": text_part(pid, SID, MID)})
+
+
+def _texts(conn: Connection) -> dict[str, str]:
+    (row,) = queries.list_messages(conn, SID)
+    return {p["id"]: p["text"] for p in map(orjson.loads, row.parts)}
+
+
+def _rows(conn: Connection) -> list[tuple[str, str, int | None]]:
+    rows = conn.execute(text("SELECT id, data, deltas_from_seq FROM part ORDER BY id"))
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+async def test_a_streamed_part_is_read_with_its_text_so_far_while_its_row_stays_put(
+    db: Database,
+) -> None:
+    await db.write(lambda tx: _start(tx, PID))
+    before = await db.read(_rows)
+    for n in range(50):  # one commit per delta, as a turn's flushes are
+
+        def flush(tx: Tx, n: int = n) -> None:
+            tx.append(SID, ev.PART_DELTA, _delta(PID, f"{n},"))
+
+        await db.write(flush)
+        if n == 0:
+            (marked,) = await db.read(_rows)
+            assert marked[:2] == before[0][:2]  # the first delta marks the row, data unchanged
+            assert marked[2] == 4  # the delta's seq: created, message, part, delta
+    assert await db.read(_rows) == [marked]  # fifty flushes later: not rewritten
+    expected = "".join(f"{n}," for n in range(50))
+    assert await db.read(_texts) == {PID: expected}
+    whole = {**text_part(PID, SID, MID, expected), "time": {"start": 1, "end": 2}}
+    await db.write(lambda tx: tx.append(SID, ev.PART_UPDATED, {"sessionID": SID, "part": whole}))
+    ((_, data, mark),) = await db.read(_rows)
+    assert (orjson.loads(data), mark) == (whole, None)
+    assert await db.read(_texts) == {PID: expected}
+
+
+async def test_reads_append_each_part_its_own_deltas_after_its_last_whole_update(
+    db: Database,
+) -> None:
+    def write(tx: Tx) -> None:
+        _start(tx, "prt_a", "prt_b")
+        tx.append(SID, ev.PART_DELTA, _delta("prt_b", "b1 "))
+        tx.append(SID, ev.PART_DELTA, _delta("prt_a", "a1 "))
+        part = text_part("prt_a", SID, MID, "A ")  # whole again: "a1 " is no longer pending
+        tx.append(SID, ev.PART_UPDATED, {"sessionID": SID, "part": part})
+        tx.append(SID, ev.PART_DELTA, _delta("prt_a", "a2"))
+        tx.append(SID, ev.PART_DELTA, _delta("prt_b", "b2"))
+        tx.append(SID, ev.PART_DELTA, _delta("prt_gone", "x"))  # no such part: nothing
+
+    await db.write(write)
+    assert await db.read(_texts) == {"prt_a": "A a2", "prt_b": "b1 b2"}
+    got = await db.read(lambda c: queries.get_message(c, SID, MID))
+    assert got is not None
+    assert [orjson.loads(p)["text"] for p in got.parts] == ["A a2", "b1 b2"]
+
+
+async def test_a_delta_for_a_removed_part_changes_nothing(db: Database) -> None:
+    def write(tx: Tx) -> None:
+        _start(tx, PID)
+        tx.append(SID, ev.PART_DELTA, _delta(PID, "gone"))
+        tx.append(SID, ev.PART_REMOVED, {"sessionID": SID, "messageID": MID, "partID": PID})
+        tx.append(SID, ev.PART_DELTA, _delta(PID, "late"))
+        part = text_part(PID, SID, MID, "new")  # the same id stored again
+        tx.append(SID, ev.PART_UPDATED, {"sessionID": SID, "part": part})
+
+    await db.write(write)
+    assert await db.read(_texts) == {PID: "new"}
+
+
+# -- property: reading equals folding every delta into its row, as the projection did ------
+
+SESSIONS = ["ses_a", "ses_b"]
+PARTS = ["prt_1", "prt_2", "prt_3"]
+Op = tuple[str, str, str, str, str]
+ops = st.lists(
+    st.tuples(
+        st.sampled_from(["part", "delta", "delta", "delta", "part_remove", "message_remove"]),
+        st.sampled_from(SESSIONS),
+        st.sampled_from(PARTS),
+        st.sampled_from(["text", "other"]),
+        st.text(alphabet="ab \n\u00e9", max_size=4),
+    ),
+    max_size=50,
+)
+
+
+def _event(op: Op) -> tuple[str, str, dict[str, Any]]:
+    kind, sid, pid, field, body = op
+    mid, pid = f"msg_{sid}", f"{pid}_{sid}"
+    if kind == "part":
+        return sid, ev.PART_UPDATED, {"sessionID": sid, "part": text_part(pid, sid, mid, body)}
+    if kind == "delta":
+        return sid, ev.PART_DELTA, _delta(pid, body, sid=sid, mid=mid, field=field)
+    if kind == "part_remove":
+        return sid, ev.PART_REMOVED, {"sessionID": sid, "messageID": mid, "partID": pid}
+    return sid, ev.MESSAGE_REMOVED, {"sessionID": sid, "messageID": mid}
+
+
+def _folded_into_rows(plan: list[Op]) -> dict[str, dict[str, Any]]:
+    """Every part, folded as the projection folded deltas into rows before issue #13."""
+    parts: dict[str, dict[str, Any]] = {}
+    for op in plan:
+        _, type_, props = _event(op)
+        if type_ == ev.PART_UPDATED:
+            parts[props["part"]["id"]] = dict(props["part"])
+        elif type_ == ev.PART_DELTA and props["partID"] in parts:
+            data = parts[props["partID"]]
+            data[props["field"]] = (data.get(props["field"]) or "") + props["delta"]
+        elif type_ == ev.PART_REMOVED:
+            parts.pop(props["partID"], None)
+        elif type_ == ev.MESSAGE_REMOVED:
+            parts = {k: v for k, v in parts.items() if v["messageID"] != props["messageID"]}
+    return parts
+
+
+def _read_parts(conn: Connection) -> dict[str, dict[str, Any]]:
+    found = {}
+    for sid in SESSIONS:
+        rows = conn.execute(
+            text(
+                "SELECT message_id, data, id, deltas_from_seq FROM part"
+                " WHERE session_id = :sid ORDER BY id"
+            ),
+            {"sid": sid},
+        ).all()
+        for _, data, _, _ in deltas.fold(conn, sid, [(r[0], r[1], r[2], r[3]) for r in rows]):
+            part = orjson.loads(data)
+            found[part["id"]] = part
+    return found
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(plan=ops, per_commit=st.integers(min_value=1, max_value=5))
+async def test_reading_streamed_parts_equals_folding_every_delta_into_its_row(
+    tmp_path: Path, plan: list[Op], per_commit: int
+) -> None:
+    db = await Database.open(tmp_path / f"deltas-{time.monotonic_ns()}.db")
+    try:
+        for at in range(0, len(plan), per_commit):
+
+            def write(tx: Tx, chunk: list[Op] = plan[at : at + per_commit]) -> None:
+                for op in chunk:
+                    tx.append(*_event(op))
+
+            await db.write(write)
+        assert await db.read(_read_parts) == _folded_into_rows(plan)
+    finally:
+        await db.close()

@@ -1,0 +1,56 @@
+"""Checks on a server's store (an SQLite file or a PostgreSQL URL): the projections against the
+log, and a part's stored row."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, select
+from sqlalchemy.pool import NullPool
+
+from roost.store.location import parse
+from roost.store.projector import rebuild_projections
+from roost.store.schema import message, part, request, session, todo
+
+PROJECTIONS = (session, message, part, request, todo)
+
+
+def _snapshot(conn: Connection) -> dict[str, list[tuple[Any, ...]]]:
+    return {
+        table.name: [tuple(r) for r in conn.execute(select(table).order_by(*table.primary_key))]
+        for table in PROJECTIONS
+    }
+
+
+def _engine(target: Path | str) -> Engine:
+    return create_engine(parse(target).url, poolclass=NullPool)
+
+
+def rebuilt_and_live(target: Path | str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every projection row as stored, and as ``rebuild_projections`` folds the log again (in a
+    transaction that is rolled back, so the store is left as it was): ``(rebuilt, live)``.
+    Run it with the server stopped."""
+    engine = _engine(target)
+    try:
+        with engine.connect() as conn, conn.begin() as transaction:
+            live = _snapshot(conn)
+            rebuild_projections(conn)
+            rebuilt = _snapshot(conn)
+            transaction.rollback()
+    finally:
+        engine.dispose()
+    return rebuilt, live
+
+
+def part_row(target: Path | str, part_id: str) -> tuple[str, int | None]:
+    """A part's stored ``(data, deltas_from_seq)``; the server may be running."""
+    engine = _engine(target)
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(
+                select(part.c.data, part.c.deltas_from_seq).where(part.c.id == part_id)
+            ).one()
+    finally:
+        engine.dispose()
+    return row[0], row[1]
