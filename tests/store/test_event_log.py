@@ -134,12 +134,12 @@ async def test_writes_wait_for_another_writer_instead_of_failing_locked(
         holder = sqlite3.connect(db.path, isolation_level=None, check_same_thread=False)
         holder.execute("BEGIN IMMEDIATE")
         unlock = "COMMIT"
-    released = threading.Event()
+    releasing = threading.Event()
 
     def release_later() -> None:
         time.sleep(0.5)
+        releasing.set()  # before the release: the write may commit as soon as it lands
         holder.execute(unlock)
-        released.set()
 
     threading.Thread(target=release_later).start()
     await db.write(
@@ -147,7 +147,7 @@ async def test_writes_wait_for_another_writer_instead_of_failing_locked(
             "ses_a", "session.created", {"sessionID": "ses_a", "info": session_info("ses_a")}
         )
     )
-    assert released.is_set()
+    assert releasing.is_set()  # the write waited for the other writer's lock
     holder.close()
     assert (await _seqs(db)) == {"ses_a": [1]}
 

@@ -226,6 +226,9 @@ class RunManager:
                 for session_id in list(self._lease_waits):
                     self._lease_waits.discard(session_id)
                     self.kick(session_id)
+                unattended = functools.partial(_unattended, exclude=set(self._workers))
+                for session_id in await self._db.read(unattended):
+                    self.kick(session_id)
                 pause_s = await self._db.read(self._until_next_expiry_s)
             except StorageUnavailable as exc:
                 log.warning("periodic recovery could not write (%s); retrying", exc.message)
@@ -801,6 +804,17 @@ _WAIT_RECHECK_S = 1.0
 """How often ``wait_run`` reads a run's status while no local worker wakes it."""
 _EXPIRY_MARGIN_S = 0.05
 """How long after a lease's expiry the recovery scan looks (clock reads round down)."""
+
+
+def _unattended(conn: Any, *, exclude: set[str]) -> list[str]:
+    """Sessions with a queued run that nothing runs: no live lease anywhere, and not in
+    ``exclude`` (sessions this process's workers serve). An admission whose commit landed
+    although its caller saw an error (a connection lost during COMMIT) was never kicked; the
+    recovery scan picks it up."""
+    at = store_now_ms(conn)
+    leased = {lease.session_id for lease in leases.live(conn, at)}
+    queued = {r.session_id for r in runs.open_runs(conn) if r.status == runs.QUEUED}
+    return sorted(queued - leased - exclude)
 
 
 def _is_busy(lease: leases.Lease, owner: str, held: dict[str, int], at_ms: int) -> bool:
