@@ -50,6 +50,16 @@ def test_sigkill_during_an_mcp_call_then_restart_leaves_no_orphan_and_an_idle_se
         assert server.port == port
         wait_for(lambda: not alive(first), timeout_s=15, what="recovery to kill the orphan")
         print(f"MCP-TIMING orphan killed {int((time.monotonic() - restarted_at) * 1000)} ms")
+        # Recovery shows the session idle for a moment before the resumed turn starts: wait
+        # for the resumed reply, then for idle.
+        wait_for(
+            lambda: (
+                server.messages(sid)[-1]["parts"][-1:]
+                and server.messages(sid)[-1]["parts"][-1]["type"] in ("text", "step-finish")
+            ),
+            timeout_s=60,
+            what="the resumed turn's reply",
+        )
         messages = server.wait_idle(sid, timeout_s=60)
         (part,) = [p for m in messages for p in m["parts"] if p["type"] == "tool"]
         assert part["state"]["status"] == "error"

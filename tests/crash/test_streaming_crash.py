@@ -59,6 +59,12 @@ def test_sigkill_mid_stream_keeps_the_flushed_text_and_recovery_stores_it_whole(
 
     server.start()
     assert server.port == port
+    # Recovery shows the session idle for a moment before the resumed turn starts: wait for
+    # the resumed reply itself.
+    wait_for(
+        lambda: [p["text"] for p in _text_parts(server, sid)][-1:] == ["resumed"],
+        what="the resumed turn's reply",
+    )
     server.wait_idle(sid)
     parts = {p["id"]: p for p in _text_parts(server, sid)}
     kept = parts[streamed["id"]]

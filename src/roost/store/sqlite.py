@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,29 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite+pysqlite:///{path}"
 
 
+_BUSY_TIMEOUT_MS = 10_000
+"""How long a statement waits for another connection's lock before "database is locked"."""
+
+
+def _use_wal(cur: sqlite3.Cursor) -> None:
+    """Switch the file to WAL mode (a no-op once it is).
+
+    The first switch of a new file needs it to itself, and SQLite answers SQLITE_BUSY at once
+    rather than through the busy handler when other connections (replicas starting together
+    on one new file) hold it meanwhile; so the switch is tried again for up to the busy
+    timeout.
+    """
+    deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
+
+
 def _configure(engine: Engine, *, synchronous: str, writer: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
@@ -52,9 +76,9 @@ def _configure(engine: Engine, *, synchronous: str, writer: bool) -> None:
         # DDL" for pysqlite).
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        _use_wal(cur)
         cur.execute(f"PRAGMA synchronous={synchronous}")
-        cur.execute("PRAGMA busy_timeout=10000")
         cur.execute("PRAGMA foreign_keys=OFF")
         cur.close()
 
