@@ -290,3 +290,29 @@ def test_a_synchronous_prompt_to_a_replica_that_waits_for_the_lease_gets_its_own
     finally:
         a.close()
         b.close()
+
+
+def test_delete_and_revert_sent_to_another_replica_stop_the_turn_first(
+    project: Path, store_target: Path | str, llm: ScriptedLLM
+) -> None:
+    a = RoostServer(project, store_target, args=["--replica", "a"]).start()
+    b = RoostServer(project, store_target, args=["--replica", "b"]).start()
+    try:
+        # Revert on b while a's turn runs bash: the turn stops, its sleep dies, b reverts.
+        sid, sleeper = _sleep_in_bash(project, llm, a)
+        user = b.messages(sid)[0]["info"]["id"]
+        response = b.post(f"/session/{sid}/revert", json={"messageID": user})
+        assert response.status_code == 200, response.text
+        assert response.json()["revert"]["messageID"] == user
+        wait_for(lambda: not _alive(sleeper), what="a's sleep killed")
+        assert a.get("/session/status").json() == {}
+        # Delete on b while a's new turn runs: the turn stops and the session is gone on a.
+        (project / "sleep.pid").unlink(missing_ok=True)  # the revert took it away already
+        other, sleeper = _sleep_in_bash(project, llm, a)
+        assert b.request("DELETE", f"/session/{other}").json() is True
+        wait_for(lambda: not _alive(sleeper), what="the deleted session's sleep killed")
+        assert a.get(f"/session/{other}").status_code == 404
+        assert other not in a.get("/session/status").json()
+    finally:
+        a.close()
+        b.close()
