@@ -66,6 +66,17 @@ def postgres_url(postgres_cluster: PostgresCluster) -> str:
     return postgres_cluster.create_database()
 
 
+@pytest.fixture
+def server_on_each_store(project: Path, store_target: Path | str) -> Iterator[RoostServer]:
+    """A running ``roost serve`` on the project, once on SQLite and once on PostgreSQL; a
+    module uses it as its ``server`` (``tests/crash/conftest.py`` does for the crash suite)."""
+    srv = RoostServer(project, store_target).start()
+    try:
+        yield srv
+    finally:
+        srv.close()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def store_target(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
     """Where a test's store lives, once per database: a fresh SQLite file, or a fresh

@@ -3,8 +3,6 @@ the part whole (issue #13: the text lives in the log's deltas until the part clo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -16,16 +14,6 @@ from tests.support.server import RoostServer, prompt_body
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.crash
-
-
-@pytest.fixture
-def server(project: Path, store_target: Path | str) -> Iterator[RoostServer]:
-    """A running ``roost serve`` on the project, once on SQLite and once on PostgreSQL."""
-    srv = RoostServer(project, store_target).start()
-    try:
-        yield srv
-    finally:
-        srv.close()
 
 
 FLUSHED = "".join(f"chunk {i:05d} ünïcode\n" for i in range(2000))

@@ -5,9 +5,11 @@ wherever it runs."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +27,42 @@ from tests.support.waiting import wait_for, written
 pytestmark = pytest.mark.e2e
 
 
+@contextlib.contextmanager
+def _replicas(
+    project: Path, target: Path | str, *args: str, prefix_a: list[str] | None = None
+) -> Iterator[tuple[RoostServer, RoostServer]]:
+    """Replicas ``a`` and ``b`` of one store, both with ``args``; ``prefix_a`` runs ``a`` under
+    a command prefix (another host name)."""
+    a = RoostServer(project, target, args=["--replica", "a", *args], prefix=prefix_a).start()
+    try:
+        b = RoostServer(project, target, args=["--replica", "b", *args]).start()
+        try:
+            yield a, b
+        finally:
+            b.close()
+    finally:
+        a.close()
+
+
+def _first_turn_running(a: RoostServer, project: Path, llm: ScriptedLLM) -> str:
+    """A session whose first turn runs a one-second bash call on ``a``; the scripted LLM then
+    answers "first done" and, to the next prompt, "second done"."""
+    marker = project / "started"
+    llm.enqueue(
+        tool_turn("bash", {"command": f"touch {marker}; sleep 1"}),
+        text_turn("first done"),
+        text_turn("second done"),
+    )
+    sid: str = a.create_session()["id"]
+    assert a.post(f"/session/{sid}/prompt_async", json=prompt_body("one")).status_code == 204
+    wait_for(lambda: marker.exists(), what="the first turn running on a")
+    return sid
+
+
 def test_every_subscriber_on_every_replica_sees_every_event_in_order(
     project: Path, store_target: Path | str, llm: ScriptedLLM
 ) -> None:
-    a = RoostServer(project, store_target, args=["--replica", "a"]).start()
-    b = RoostServer(project, store_target, args=["--replica", "b"]).start()
-    try:
+    with _replicas(project, store_target) as (a, b):
         with EventCollector(a.url) as on_a, EventCollector(b.url) as on_b:
             sessions = [a.create_session()["id"], b.create_session()["id"]]
             llm.enqueue(*(text_turn(f"reply {n}") for n in range(4)))
@@ -67,9 +99,6 @@ def test_every_subscriber_on_every_replica_sees_every_event_in_order(
                 what="the replay on b",
             )
         assert replayed == stored_a[1:]
-    finally:
-        a.close()
-        b.close()
 
 
 def _alive(pid: int) -> bool:
@@ -86,9 +115,7 @@ def _tool_parts(server: RoostServer, sid: str) -> list[dict[str, Any]]:
 def test_an_abort_sent_to_another_replica_stops_the_turn_and_kills_its_processes(
     project: Path, store_target: Path | str, llm: ScriptedLLM
 ) -> None:
-    a = RoostServer(project, store_target, args=["--replica", "a"]).start()
-    b = RoostServer(project, store_target, args=["--replica", "b"]).start()
-    try:
+    with _replicas(project, store_target) as (a, b):
         pid_file = project / "pids"
         command = f"trap '' TERM; sleep 60 & echo $$ $! > {pid_file}; wait"
         llm.enqueue(tool_turn("bash", {"command": command}))
@@ -108,17 +135,12 @@ def test_an_abort_sent_to_another_replica_stops_the_turn_and_kills_its_processes
         with EventCollector(b.url, last_event_id="0") as replay:
             replay.wait_until(until_idle(sid), what="the replayed turn")
             assert not [f for _, f in replay.snapshot() if f["type"].startswith("roost.")]
-    finally:
-        a.close()
-        b.close()
 
 
 def test_a_question_answered_on_another_replica_reaches_the_waiting_turn(
     project: Path, store_target: Path | str, llm: ScriptedLLM
 ) -> None:
-    a = RoostServer(project, store_target, args=["--replica", "a"]).start()
-    b = RoostServer(project, store_target, args=["--replica", "b"]).start()
-    try:
+    with _replicas(project, store_target) as (a, b):
         question = {
             "questions": [
                 {
@@ -139,26 +161,13 @@ def test_a_question_answered_on_another_replica_reaches_the_waiting_turn(
         assert part["state"]["status"] == "completed"
         assert '"Pick a colour"="Red"' in part["state"]["output"]
         assert msgs[-1]["parts"][-2]["text"] == "Red it is"
-    finally:
-        a.close()
-        b.close()
 
 
 def test_a_prompt_admitted_while_another_replica_runs_the_session_runs_next_once(
     project: Path, store_target: Path | str, llm: ScriptedLLM
 ) -> None:
-    a = RoostServer(project, store_target, args=["--replica", "a"]).start()
-    b = RoostServer(project, store_target, args=["--replica", "b"]).start()
-    try:
-        marker = project / "started"
-        llm.enqueue(
-            tool_turn("bash", {"command": f"touch {marker}; sleep 1"}),
-            text_turn("first done"),
-            text_turn("second done"),
-        )
-        sid = a.create_session()["id"]
-        assert a.post(f"/session/{sid}/prompt_async", json=prompt_body("one")).status_code == 204
-        wait_for(lambda: marker.exists(), what="the first turn running on a")
+    with _replicas(project, store_target) as (a, b):
+        sid = _first_turn_running(a, project, llm)
         assert b.post(f"/session/{sid}/prompt_async", json=prompt_body("two")).status_code == 204
         wait_for(
             lambda: (
@@ -176,9 +185,6 @@ def test_a_prompt_admitted_while_another_replica_runs_the_session_runs_next_once
         )
         assert len(llm.requests) == 3
         assert "LeaseHeld" not in "".join(a.log_lines + b.log_lines)
-    finally:
-        a.close()
-        b.close()
 
 
 _TTL_MS = 3000
@@ -206,9 +212,7 @@ def test_a_replica_killed_mid_tool_is_recovered_by_another_within_ttl_plus_2s(
     project: Path, store_target: Path | str, llm: ScriptedLLM
 ) -> None:
     ttl = ["--lease-ttl-ms", str(_TTL_MS)]
-    a = RoostServer(project, store_target, args=["--replica", "a", *ttl]).start()
-    b = RoostServer(project, store_target, args=["--replica", "b", *ttl]).start()
-    try:
+    with _replicas(project, store_target, *ttl) as (a, b):
         sid, sleeper = _sleep_in_bash(project, llm, a)
         llm.enqueue(text_turn("resumed on b"))
         a.kill()
@@ -232,9 +236,6 @@ def test_a_replica_killed_mid_tool_is_recovered_by_another_within_ttl_plus_2s(
             what="the turn resumed on b",
         )
         assert texts == ["resumed on b"]
-    finally:
-        a.close()
-        b.close()
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root")
@@ -245,59 +246,40 @@ def test_a_recovered_run_says_which_host_s_processes_it_could_not_stop(
     # its process ids mean anything here, so it must not signal them, and says so.
     other = ["unshare", "--uts", "sh", "-c", 'hostname far-away && exec "$@"', "sh"]
     ttl = ["--lease-ttl-ms", str(_TTL_MS)]
-    a = RoostServer(project, store_target, args=["--replica", "a", *ttl], prefix=other).start()
-    b = RoostServer(project, store_target, args=["--replica", "b", *ttl]).start()
-    sleeper = 0
-    try:
+    with _replicas(project, store_target, *ttl, prefix_a=other) as (a, b):
         sid, sleeper = _sleep_in_bash(project, llm, a)
-        llm.enqueue(text_turn("resumed"))
-        a.kill()
-        part = wait_for(lambda: _interrupted(b, sid), timeout_s=10, what="the recovery on b")
-        assert part["state"]["error"].endswith("could not be stopped: host far-away")
-        # Left alone, as reported: its record stays for a replica on that host to act on.
-        engine = create_engine(parse(store_target).url, poolclass=NullPool)
-        with engine.connect() as conn:
-            owners = [r[0] for r in conn.execute(text("SELECT owner FROM run_process"))]
-        engine.dispose()
-        assert [o.split("/")[0] for o in owners] == ["far-away"]
-    finally:
-        a.close()
-        b.close()
-        if sleeper and _alive(sleeper):
-            os.kill(sleeper, signal.SIGKILL)
+        try:
+            llm.enqueue(text_turn("resumed"))
+            a.kill()
+            part = wait_for(lambda: _interrupted(b, sid), timeout_s=10, what="the recovery on b")
+            assert part["state"]["error"].endswith("could not be stopped: host far-away")
+            # Left alone, as reported: its record stays for a replica on that host to act on.
+            engine = create_engine(parse(store_target).url, poolclass=NullPool)
+            with engine.connect() as conn:
+                owners = [r[0] for r in conn.execute(text("SELECT owner FROM run_process"))]
+            engine.dispose()
+            assert [o.split("/")[0] for o in owners] == ["far-away"]
+        finally:
+            if _alive(sleeper):  # nobody else may stop it
+                os.kill(sleeper, signal.SIGKILL)
 
 
 def test_a_synchronous_prompt_to_a_replica_that_waits_for_the_lease_gets_its_own_reply(
     project: Path, store_target: Path | str, llm: ScriptedLLM
 ) -> None:
-    a = RoostServer(project, store_target, args=["--replica", "a"]).start()
-    b = RoostServer(project, store_target, args=["--replica", "b"]).start()
-    try:
-        marker = project / "started"
-        llm.enqueue(
-            tool_turn("bash", {"command": f"touch {marker}; sleep 1"}),
-            text_turn("first done"),
-            text_turn("second done"),
-        )
-        sid = a.create_session()["id"]
-        assert a.post(f"/session/{sid}/prompt_async", json=prompt_body("one")).status_code == 204
-        wait_for(lambda: marker.exists(), what="the first turn running on a")
+    with _replicas(project, store_target) as (a, b):
+        sid = _first_turn_running(a, project, llm)
         reply = b.post(f"/session/{sid}/message", json=prompt_body("two"), timeout=30)
         assert reply.status_code == 200, reply.text
         body = reply.json()
         assert body["info"]["role"] == "assistant"
         assert [p["text"] for p in body["parts"] if p["type"] == "text"] == ["second done"]
-    finally:
-        a.close()
-        b.close()
 
 
 def test_delete_and_revert_sent_to_another_replica_stop_the_turn_first(
     project: Path, store_target: Path | str, llm: ScriptedLLM
 ) -> None:
-    a = RoostServer(project, store_target, args=["--replica", "a"]).start()
-    b = RoostServer(project, store_target, args=["--replica", "b"]).start()
-    try:
+    with _replicas(project, store_target) as (a, b):
         # Revert on b while a's turn runs bash: the turn stops, its sleep dies, b reverts.
         sid, sleeper = _sleep_in_bash(project, llm, a)
         user = b.messages(sid)[0]["info"]["id"]
@@ -313,6 +295,3 @@ def test_delete_and_revert_sent_to_another_replica_stop_the_turn_first(
         wait_for(lambda: not _alive(sleeper), what="the deleted session's sleep killed")
         assert a.get(f"/session/{other}").status_code == 404
         assert other not in a.get("/session/status").json()
-    finally:
-        a.close()
-        b.close()

@@ -3,8 +3,6 @@ once rather than at every flush, and the events keep OpenCode's shape (issue #13
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -20,13 +18,9 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def server(project: Path, store_target: Path | str) -> Iterator[RoostServer]:
-    """A running ``roost serve`` on the project, once on SQLite and once on PostgreSQL."""
-    srv = RoostServer(project, store_target).start()
-    try:
-        yield srv
-    finally:
-        srv.close()
+def server(server_on_each_store: RoostServer) -> RoostServer:
+    """Streaming is stored differently per database: run on both."""
+    return server_on_each_store
 
 
 SO_FAR = "".join(f"line {i:05d} — naïve\n" for i in range(3000))

@@ -21,11 +21,10 @@ from roost.model import event as ev
 from roost.store import database
 from roost.store.database import Database
 from roost.store.event_log import Tx, read_events_after
-from roost.store.postgres import WRITE_LOCK, PostgresDatabase
+from roost.store.postgres import WRITE_LOCK, PostgresDatabase, libpq_url
 from roost.store.sqlite import SQLiteDatabase
 from tests.store.builders import session_info, user_info
 from tests.store.builders import text as text_part
-from tests.support.postgres import libpq_url
 
 pytestmark = pytest.mark.anyio
 

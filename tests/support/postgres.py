@@ -21,7 +21,6 @@ import uuid
 from pathlib import Path
 
 import psycopg
-from sqlalchemy.engine import make_url
 
 INSTALL_HINT = "install PostgreSQL (Debian: apt-get install postgresql; `make test` does as root)"
 
@@ -113,8 +112,3 @@ class PostgresCluster:
         with psycopg.connect(self.url(), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
-
-
-def libpq_url(url: str) -> str:
-    """A SQLAlchemy URL (``postgresql+psycopg://…``) as libpq reads it, for ``psycopg.connect``."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)

@@ -69,7 +69,7 @@ _LISTEN_RETRY_MAX_S = 5.0
 log = logging.getLogger(__name__)
 
 
-def _libpq_url(url: str) -> str:
+def libpq_url(url: str) -> str:
     """A SQLAlchemy URL (``postgresql+psycopg://…``) as libpq reads it."""
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
@@ -174,7 +174,7 @@ class PostgresDatabase(Database):
             while self._listening.is_set():
                 try:
                     with psycopg.connect(
-                        _libpq_url(self.url), autocommit=True, connect_timeout=_CONNECT_TIMEOUT_S
+                        libpq_url(self.url), autocommit=True, connect_timeout=_CONNECT_TIMEOUT_S
                     ) as conn:
                         conn.execute(f"LISTEN {_CHANNEL}")
                         pause = _LISTEN_RETRY_S
