@@ -171,7 +171,8 @@ async def admit_prompt(
             runs.insert_run(tx.conn, run_id, session_id, message_id, request)
         return Admitted(message_id, run_id, created=True, session=session, model=resolved)
 
-    return await db.write(admit)
+    # Urgent: the client waits for this commit, so it goes before queued turn writes.
+    return await db.write(admit, urgent=True)
 
 
 def drop_reverted(tx: Tx, session_id: str, info: dict[str, Any]) -> None:

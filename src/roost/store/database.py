@@ -8,6 +8,14 @@ is rolled back and each of its commands is retried in a transaction of its own, 
 command fails alone. Commands must therefore have no effects outside the database; they append
 events through ``Tx`` and return plain values.
 
+Admissions come first (issue #13). A write marked ``urgent`` (a prompt's admission: a client
+is waiting for its 2xx) skips the queue: the writer runs the urgent writes as soon as the
+transaction in progress commits, in a transaction of their own, and then the ordinary writes it
+had taken, so neither lane starves the other. While an urgent write is in flight, ordinary
+writes from the loop wait for it (at most ``_YIELD_S``) before queueing, and so do turns
+about to send a model request (``engine/runs.py``): the loop and the writer then serve the
+admission before more turn work (bench/README.md, "Admission under load").
+
 Each write transaction first takes the database's write lock (``BEGIN IMMEDIATE`` on SQLite, a
 transaction-scoped advisory lock on PostgreSQL: see the subclasses), so write transactions of
 all processes on one store run one at a time. Event ids are then assigned in commit order, the
@@ -40,6 +48,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import itertools
@@ -74,6 +83,9 @@ _READERS = 4
 _MAX_GROUP = 256
 """Most commands folded into one transaction (bounds the work redone when one fails)."""
 
+_YIELD_S = 0.05
+"""Longest an ordinary write waits, on the loop, for urgent writes in flight to commit."""
+
 _FREE_ON_LOOP = 1000
 """Committed batches of at most this many events are freed wherever their last reference goes."""
 
@@ -82,6 +94,13 @@ _FREE_SLICE = 500
 
 
 OnCommit = Callable[[list[StoredEvent]], None]
+
+
+class _Wake:
+    """Put on the writer's queue after an urgent command, to wake a waiting writer."""
+
+
+_WAKE = _Wake()
 
 
 @dataclass
@@ -197,7 +216,11 @@ class Database(abc.ABC):
         self._write_engine = write_engine
         self._read_engine = read_engine
         self._reader_count = readers
-        self._queue: queue.SimpleQueue[_Command | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Command | _Wake | None] = queue.SimpleQueue()
+        self._urgent: collections.deque[_Command] = collections.deque()
+        self._urgent_pending = 0
+        self._urgent_clear = asyncio.Event()
+        self._urgent_clear.set()
         self._thread: threading.Thread | None = None
         self._closed = False
         self._reads: queue.SimpleQueue[_Read | None] = queue.SimpleQueue()
@@ -344,11 +367,17 @@ class Database(abc.ABC):
         self._write_engine.dispose()
         self._read_engine.dispose()
 
-    async def write(self, fn: Callable[[Tx], T]) -> T:
+    async def write(self, fn: Callable[[Tx], T], *, urgent: bool = False) -> T:
         """Run ``fn`` in a write transaction on the writer thread and return its result.
 
         ``fn`` may run more than once (see the module docstring) and must touch nothing but
         the transaction. Its events are published through ``on_commit`` after the commit.
+
+        An ``urgent`` write (an admission: a client waits for its answer) jumps the queue: the
+        writer runs the urgent writes, grouped, in a transaction of their own as soon as the
+        one in progress commits. Urgent writes keep their order among themselves; against
+        ordinary writes queued at the same time they have none (no caller relies on one:
+        writes that must follow each other are awaited one after the other).
 
         Raises:
             StoreClosed: The database was closed.
@@ -358,9 +387,34 @@ class Database(abc.ABC):
         """
         if self._closed:
             raise StoreClosed("the store is closed")
+        if urgent:
+            self._urgent_pending += 1
+            self._urgent_clear.clear()
+            try:
+                return await self._submit(fn, urgent=True)
+            finally:
+                self._urgent_pending -= 1
+                if not self._urgent_pending:
+                    self._urgent_clear.set()
+        await self.yield_to_urgent()
+        return await self._submit(fn, urgent=False)
+
+    async def yield_to_urgent(self) -> None:
+        """Wait, up to ``_YIELD_S``, while urgent writes are in flight (returns at once when
+        none is)."""
+        if self._urgent_pending:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._urgent_clear.wait(), _YIELD_S)
+
+    async def _submit(self, fn: Callable[[Tx], T], *, urgent: bool) -> T:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Command(fn=fn, future=future, loop=loop, number=next(self._numbers)))
+        command = _Command(fn=fn, future=future, loop=loop, number=next(self._numbers))
+        if urgent:
+            self._urgent.append(command)
+            self._queue.put(_WAKE)
+        else:
+            self._queue.put(command)
         # A cancelled caller cancels only its future: the command is already queued, so the
         # write still commits (and publishes its events); ``_resolve`` skips the done future.
         return await future
@@ -428,33 +482,58 @@ class Database(abc.ABC):
     def _writer_main(self) -> None:
         with self._write_engine.connect() as conn:
             stop = False
-            while not stop:
-                first = self._queue.get()
-                if first is None:
+            while True:
+                ordinary: list[_Command] = []
+                if not stop:
+                    ordinary, stop = self._take_ordinary(block=not self._urgent)
+                # Urgent commands (admissions) run first, in a transaction of their own, then
+                # the ordinary ones taken with them: an urgent command waits for at most the
+                # transaction in progress, and ordinary ones for at most one urgent group.
+                urgent = self._take_urgent()
+                if urgent:
+                    self._run_group(conn, urgent)
+                if ordinary:
+                    self._run_group(conn, ordinary)
+                elif stop and not self._urgent:
                     break
-                group = [first]
-                while len(group) < _MAX_GROUP:
-                    try:
-                        nxt = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is None:
-                        stop = True
-                        break
-                    group.append(nxt)
-                self._run_group(conn, group)
                 # Let the finished commands go before waiting for the next one: a 100k-part
                 # prompt's events would otherwise stay alive until then (issue #9).
-                del first, group
+                del urgent, ordinary
         # Anything still queued after close() is failed rather than left hanging.
+        left_over = self._take_urgent(limit=None)
         while True:
             try:
                 left = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if left is not None:
-                left.error = StoreClosed("the store is closed")
-                self._deliver([left])
+            if isinstance(left, _Command):
+                left_over.append(left)
+        for left in left_over:
+            left.error = StoreClosed("the store is closed")
+            self._deliver([left])
+
+    def _take_ordinary(self, *, block: bool) -> tuple[list[_Command], bool]:
+        """Up to ``_MAX_GROUP`` queued ordinary commands, waiting for the first if ``block``
+        (until an urgent command wakes the writer); and whether ``close()`` asked it to stop."""
+        group: list[_Command] = []
+        while len(group) < _MAX_GROUP:
+            try:
+                nxt = self._queue.get() if block and not group else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if nxt is None:
+                return group, True
+            if isinstance(nxt, _Wake):
+                block = False  # an urgent command is waiting
+                continue
+            group.append(nxt)
+        return group, False
+
+    def _take_urgent(self, limit: int | None = _MAX_GROUP) -> list[_Command]:
+        taken: list[_Command] = []
+        while self._urgent and (limit is None or len(taken) < limit):
+            taken.append(self._urgent.popleft())
+        return taken
 
     def _run_group(self, conn: Connection, group: list[_Command]) -> None:
         for attempt in (1, 2):
