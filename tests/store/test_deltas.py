@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Connection, text
 
 from roost.model import event as ev
+from roost.model.event import StoredEvent
 from roost.store import deltas, queries
 from roost.store.database import Database
-from roost.store.event_log import Tx
+from roost.store.event_log import Tx, read_events_after
+from roost.store.projector import rebuild_projections
 from tests.store.builders import session_info, user_info
 from tests.store.builders import text as text_part
 
@@ -110,7 +113,9 @@ PARTS = ["prt_1", "prt_2", "prt_3"]
 Op = tuple[str, str, str, str, str]
 ops = st.lists(
     st.tuples(
-        st.sampled_from(["part", "delta", "delta", "delta", "part_remove", "message_remove"]),
+        st.sampled_from(
+            ["part", "delta", "delta", "delta", "close", "close", "part_remove", "message_remove"]
+        ),
         st.sampled_from(SESSIONS),
         st.sampled_from(PARTS),
         st.sampled_from(["text", "other"]),
@@ -118,35 +123,38 @@ ops = st.lists(
     ),
     max_size=50,
 )
+Event = tuple[str, str, dict[str, Any]]
+_PART_A: Op = ("part", "ses_a", "prt_1", "text", "")
 
 
-def _event(op: Op) -> tuple[str, str, dict[str, Any]]:
-    kind, sid, pid, field, body = op
-    mid, pid = f"msg_{sid}", f"{pid}_{sid}"
-    if kind == "part":
-        return sid, ev.PART_UPDATED, {"sessionID": sid, "part": text_part(pid, sid, mid, body)}
-    if kind == "delta":
-        return sid, ev.PART_DELTA, _delta(pid, body, sid=sid, mid=mid, field=field)
-    if kind == "part_remove":
-        return sid, ev.PART_REMOVED, {"sessionID": sid, "messageID": mid, "partID": pid}
-    return sid, ev.MESSAGE_REMOVED, {"sessionID": sid, "messageID": mid}
-
-
-def _folded_into_rows(plan: list[Op]) -> dict[str, dict[str, Any]]:
-    """Every part, folded as the projection folded deltas into rows before issue #13."""
+def _events(plan: list[Op]) -> tuple[list[Event], dict[str, dict[str, Any]]]:
+    """The events ``plan`` appends, and every part folded as the projection folded deltas into
+    rows before issue #13. A ``close`` stores a part as it stands, deltas included: what a turn
+    does at a streamed part's end (stored by reference to its deltas)."""
     parts: dict[str, dict[str, Any]] = {}
-    for op in plan:
-        _, type_, props = _event(op)
-        if type_ == ev.PART_UPDATED:
-            parts[props["part"]["id"]] = dict(props["part"])
-        elif type_ == ev.PART_DELTA and props["partID"] in parts:
-            data = parts[props["partID"]]
-            data[props["field"]] = (data.get(props["field"]) or "") + props["delta"]
-        elif type_ == ev.PART_REMOVED:
-            parts.pop(props["partID"], None)
-        elif type_ == ev.MESSAGE_REMOVED:
-            parts = {k: v for k, v in parts.items() if v["messageID"] != props["messageID"]}
-    return parts
+    events: list[Event] = []
+    for kind, sid, pid, field, body in plan:
+        mid, pid = f"msg_{sid}", f"{pid}_{sid}"
+        props: dict[str, Any]
+        if kind == "part":
+            props = {"sessionID": sid, "part": text_part(pid, sid, mid, body)}
+            events.append((sid, ev.PART_UPDATED, props))
+            parts[pid] = dict(props["part"])
+        elif kind == "close" and pid in parts:
+            events.append((sid, ev.PART_UPDATED, {"sessionID": sid, "part": dict(parts[pid])}))
+        elif kind == "delta":
+            events.append((sid, ev.PART_DELTA, _delta(pid, body, sid=sid, mid=mid, field=field)))
+            if pid in parts:
+                parts[pid][field] = (parts[pid].get(field) or "") + body
+        elif kind == "part_remove":
+            events.append(
+                (sid, ev.PART_REMOVED, {"sessionID": sid, "messageID": mid, "partID": pid})
+            )
+            parts.pop(pid, None)
+        elif kind == "message_remove":
+            events.append((sid, ev.MESSAGE_REMOVED, {"sessionID": sid, "messageID": mid}))
+            parts = {k: v for k, v in parts.items() if v["messageID"] != mid}
+    return events, parts
 
 
 def _read_parts(conn: Connection) -> dict[str, dict[str, Any]]:
@@ -169,18 +177,75 @@ def _read_parts(conn: Connection) -> dict[str, dict[str, Any]]:
     max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(plan=ops, per_commit=st.integers(min_value=1, max_value=5))
+# A whole update that is not the row plus its deltas, in its own commit and in theirs.
+@example(plan=[_PART_A, ("delta", *_PART_A[1:4], "b"), (*_PART_A[:4], "x")], per_commit=1)
+@example(plan=[_PART_A, ("delta", *_PART_A[1:4], "b"), (*_PART_A[:4], "bx")], per_commit=3)
 async def test_reading_streamed_parts_equals_folding_every_delta_into_its_row(
     tmp_path: Path, plan: list[Op], per_commit: int
 ) -> None:
+    """Reads, the log read back (replays, other replicas' feeds) and a rebuild of the
+    projections all see what was appended, whether a part was stored whole or by reference."""
+    events, expected = _events(plan)
     db = await Database.open(tmp_path / f"deltas-{time.monotonic_ns()}.db")
+    published: dict[int, bytes] = {}
+    db.on_commit = lambda batch: published.update((e.id, e.data) for e in batch)
     try:
-        for at in range(0, len(plan), per_commit):
+        for at in range(0, len(events), per_commit):
 
-            def write(tx: Tx, chunk: list[Op] = plan[at : at + per_commit]) -> None:
-                for op in chunk:
-                    tx.append(*_event(op))
+            def write(tx: Tx, chunk: list[Event] = events[at : at + per_commit]) -> None:
+                for event in chunk:
+                    tx.append(*event)
 
             await db.write(write)
-        assert await db.read(_read_parts) == _folded_into_rows(plan)
+        assert await db.read(_read_parts) == expected
+        logged = await db.read(lambda c: read_events_after(c, 0, limit=len(events) + 1))
+        assert {e.id: e.data for e in logged} == published
+        await db.write(lambda tx: rebuild_projections(tx.conn))
+        assert await db.read(_read_parts) == expected
     finally:
         await db.close()
+
+
+def _appending(type_: str, props: dict[str, Any]) -> Callable[[Tx], int]:
+    """A write appending one event of session ``SID``; returns its id."""
+    return lambda tx: tx.append(SID, type_, props).id
+
+
+def _logged(event_id: int) -> Callable[[Connection], StoredEvent]:
+    """A read of one event as the log gives it back (replays, other replicas' feeds)."""
+    return lambda c: read_events_after(c, event_id - 1, limit=1)[0]
+
+
+async def test_a_streamed_parts_closing_update_is_logged_by_reference_to_its_deltas(
+    db: Database,
+) -> None:
+    published: dict[int, bytes] = {}
+    db.on_commit = lambda batch: published.update((e.id, e.data) for e in batch)
+    await db.write(lambda tx: _start(tx, PID))
+    pieces = ["x" * 1000 + str(n) for n in range(20)]
+    for piece in pieces:
+        await db.write(_appending(ev.PART_DELTA, _delta(PID, piece)))
+    whole = text_part(PID, SID, MID, "".join(pieces))
+    closing = await db.write(_appending(ev.PART_UPDATED, {"sessionID": SID, "part": whole}))
+
+    def stored(c: Connection) -> str:
+        return str(
+            c.execute(text("SELECT data FROM event WHERE id = :id"), {"id": closing}).scalar()
+        )
+
+    raw = await db.read(stored)
+    assert len(raw) < 1000 and deltas.DELTAS_FROM in orjson.loads(raw)
+    replayed = await db.read(_logged(closing))
+    assert replayed.data == published[closing]
+    assert orjson.loads(replayed.data)["part"] == whole
+    assert await db.read(_texts) == {PID: "".join(pieces)}
+
+    # An update that is not the row plus its deltas is logged whole, and so is a part whose
+    # text is the marker's own name.
+    await db.write(_appending(ev.PART_DELTA, _delta(PID, "more")))
+    for other in ("something else", deltas.DELTAS_FROM):
+        changed = text_part(PID, SID, MID, other)
+        event_id = await db.write(_appending(ev.PART_UPDATED, {"sessionID": SID, "part": changed}))
+        read = await db.read(_logged(event_id))
+        assert read.data == published[event_id]
+        assert orjson.loads(read.data)["part"]["text"] == other

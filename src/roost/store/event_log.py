@@ -17,10 +17,10 @@ import time
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 
-from roost.model.event import INTERNAL_PREFIX, StoredEvent
-from roost.store import projector
+from roost.model.event import INTERNAL_PREFIX, PART_UPDATED, StoredEvent
+from roost.store import deltas, projector
 from roost.store.encoding import encode
 from roost.store.prepared import Prepared, utf8_bytes, utf8_text
 from roost.store.schema import event, session_head
@@ -84,6 +84,9 @@ class Tx:
         else:
             row = encode(properties[key])
             data = encode({**properties, key: orjson.Fragment(row)})
+        stored_data = data
+        if type_ == PART_UPDATED:  # a streamed part's end is logged by reference to its deltas
+            stored_data = deltas.by_reference(self.conn, session_id, properties, seq) or data
         at = now_ms()
         event_id = _INSERT_EVENT.scalar(
             self.conn,
@@ -91,7 +94,7 @@ class Tx:
                 "session_id": session_id,
                 "seq": seq,
                 "type": type_,
-                "data": data,
+                "data": stored_data,
                 "time_ms": at,
             },
         )
@@ -128,7 +131,7 @@ def read_events_after(
     if visible_only:
         query = query.where(~event.c.type.startswith(INTERNAL_PREFIX, autoescape=True))
     rows = conn.execute(query.order_by(event.c.id).limit(limit)).all()
-    return [StoredEvent(r.id, r.session_id, r.seq, r.type, None, r.data, r.time_ms) for r in rows]
+    return [_stored(conn, r) for r in rows]
 
 
 def read_session_events(conn: Connection, session_id: str) -> list[StoredEvent]:
@@ -136,4 +139,10 @@ def read_session_events(conn: Connection, session_id: str) -> list[StoredEvent]:
     rows = conn.execute(
         select(*_STORED_COLUMNS).where(event.c.session_id == session_id).order_by(event.c.seq)
     ).all()
-    return [StoredEvent(r.id, r.session_id, r.seq, r.type, None, r.data, r.time_ms) for r in rows]
+    return [_stored(conn, r) for r in rows]
+
+
+def _stored(conn: Connection, r: Row[Any]) -> StoredEvent:
+    """An event row as published: a part stored by reference gets its deltas back."""
+    data = deltas.expand(conn, r.session_id, r.seq, r.type, r.data)
+    return StoredEvent(r.id, r.session_id, r.seq, r.type, None, data, r.time_ms)

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, delete, select, update
 from roost.model import event as ev
 from roost.store import deltas
 from roost.store.encoding import encode
-from roost.store.prepared import upsert
+from roost.store.prepared import upsert, utf8_bytes
 from roost.store.schema import event as event_table
 from roost.store.schema import message, part, request, session, todo
 
@@ -161,7 +161,13 @@ def rebuild_projections(conn: Connection, *, batch: int = 2000) -> int:
     after = 0
     while True:
         rows = conn.execute(
-            select(event_table.c.id, event_table.c.seq, event_table.c.type, event_table.c.data)
+            select(
+                event_table.c.id,
+                event_table.c.session_id,
+                event_table.c.seq,
+                event_table.c.type,
+                utf8_bytes(event_table.c.data).label("data"),
+            )
             .where(event_table.c.id > after)
             .order_by(event_table.c.id)
             .limit(batch)
@@ -169,6 +175,7 @@ def rebuild_projections(conn: Connection, *, batch: int = 2000) -> int:
         if not rows:
             return folded
         for r in rows:
-            apply(conn, r.type, orjson.loads(r.data), seq=r.seq)
+            data = deltas.expand(conn, r.session_id, r.seq, r.type, r.data)
+            apply(conn, r.type, orjson.loads(data), seq=r.seq)
             folded += 1
         after = rows[-1].id
