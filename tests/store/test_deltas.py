@@ -162,15 +162,20 @@ def _read_parts(conn: Connection) -> dict[str, dict[str, Any]]:
     for sid in SESSIONS:
         rows = conn.execute(
             text(
-                "SELECT message_id, data, id, deltas_from_seq FROM part"
+                "SELECT message_id, data, id, deltas_from_seq, deltas_to_seq FROM part"
                 " WHERE session_id = :sid ORDER BY id"
             ),
             {"sid": sid},
         ).all()
-        for _, data, _, _ in deltas.fold(conn, sid, [(r[0], r[1], r[2], r[3]) for r in rows]):
+        for _, data, *_ in deltas.fold(conn, sid, [(r[0], r[1], r[2], r[3], r[4]) for r in rows]):
             part = orjson.loads(data)
             found[part["id"]] = part
     return found
+
+
+def _raw_parts(conn: Connection) -> list[tuple[Any, ...]]:
+    query = "SELECT id, data, deltas_from_seq, deltas_to_seq FROM part ORDER BY id"
+    return [tuple(r) for r in conn.execute(text(query))]
 
 
 @settings(
@@ -180,11 +185,38 @@ def _read_parts(conn: Connection) -> dict[str, dict[str, Any]]:
 # A whole update that is not the row plus its deltas, in its own commit and in theirs.
 @example(plan=[_PART_A, ("delta", *_PART_A[1:4], "b"), (*_PART_A[:4], "x")], per_commit=1)
 @example(plan=[_PART_A, ("delta", *_PART_A[1:4], "b"), (*_PART_A[:4], "bx")], per_commit=3)
+# A part stored by reference that streams again, then closes again (or not).
+@example(
+    plan=[
+        _PART_A,
+        ("delta", *_PART_A[1:4], "b"),
+        ("close", *_PART_A[1:]),
+        ("delta", *_PART_A[1:4], "c"),
+        ("close", *_PART_A[1:]),
+    ],
+    per_commit=1,
+)
+@example(
+    plan=[
+        _PART_A,
+        ("delta", *_PART_A[1:4], "b"),
+        ("close", *_PART_A[1:]),
+        ("delta", *_PART_A[1:4], "c"),
+    ],
+    per_commit=1,
+)
+@pytest.mark.parametrize("long_chars", [1, deltas.LONG_CHARS])
 async def test_reading_streamed_parts_equals_folding_every_delta_into_its_row(
-    tmp_path: Path, plan: list[Op], per_commit: int
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    long_chars: int,
+    plan: list[Op],
+    per_commit: int,
 ) -> None:
     """Reads, the log read back (replays, other replicas' feeds) and a rebuild of the
-    projections all see what was appended, whether a part was stored whole or by reference."""
+    projections all see what was appended, whether a part was stored whole or by reference
+    (with ``long_chars`` 1, every part closed by reference keeps its text in the log only)."""
+    monkeypatch.setattr(deltas, "LONG_CHARS", long_chars)
     events, expected = _events(plan)
     db = await Database.open(tmp_path / f"deltas-{time.monotonic_ns()}.db")
     published: dict[int, bytes] = {}
@@ -200,7 +232,9 @@ async def test_reading_streamed_parts_equals_folding_every_delta_into_its_row(
         assert await db.read(_read_parts) == expected
         logged = await db.read(lambda c: read_events_after(c, 0, limit=len(events) + 1))
         assert {e.id: e.data for e in logged} == published
+        live = await db.read(_raw_parts)
         await db.write(lambda tx: rebuild_projections(tx.conn))
+        assert await db.read(_raw_parts) == live
         assert await db.read(_read_parts) == expected
     finally:
         await db.close()

@@ -74,7 +74,7 @@ from roost.store.schema import metadata
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 """The newest migration; checked cheaply at start so Alembic is imported only when needed."""
 
 _READERS = 4

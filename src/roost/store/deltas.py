@@ -1,4 +1,4 @@
-"""Streamed text: a part's deltas stay in the log until the part is next stored whole.
+"""Streamed text: a part's deltas stay in the log, and its text is stored once more at most.
 
 Folding each ``message.part.delta`` into its part row rewrote the whole row at every flush, so a
 streamed part cost O(size²) bytes written (issue #13). Instead the projector only marks the part
@@ -10,14 +10,19 @@ with the session's deltas for that part from that ``seq`` on appended, each to i
 turn ends every streamed part with one carrying the whole text, as OpenCode does), so a finished
 part is read from its row alone.
 
-The log keeps that closing ``message.part.updated`` by reference (issue #13: the text was
-stored three times, in the deltas, in the closing event and in the row). When the part it stores
-is its row with the pending deltas appended, and nothing else changed in the streamed fields,
-the event row holds the part with those fields as they stood before the deltas, plus
-``DELTAS_FROM`` (the first delta's ``seq``); ``expand`` appends the deltas back when the log is
-read (``event_log.read_events_after``, replays, other replicas' feeds, rebuilds), so every
-reader gets the bytes that were published live. ``by_reference`` checks the equality against
-the log itself, so no caller can get it wrong.
+That closing update is kept by reference (issue #13: the text was stored three times, in the
+deltas, in the closing event and in the row). When the part it stores is its row with the
+pending deltas appended, and nothing else changed in the streamed fields (``by_reference``
+checks this against the log itself, so no caller can get it wrong):
+
+- the log keeps it with those fields as they stood before the deltas, plus ``DELTAS_FROM`` (the
+  first delta's ``seq``); ``expand`` appends the deltas back whenever the log is read
+  (``event_log.read_events_after``: replays, other replicas' feeds; rebuilds), so every reader
+  gets the bytes that were published live;
+- a part of at least ``LONG_CHARS`` streamed characters keeps no copy in its row either: the row
+  holds it as the log does, with ``deltas_to_seq`` set to the closing update's ``seq``, and
+  ``fold`` appends the deltas between the two. Shorter parts are stored whole, so reading them
+  costs one row, not a delta per flush.
 
 Invariant: what ``fold`` returns for a part equals folding the log's events in order with
 ``data[field] = (data.get(field) or "") + delta`` after each ``message.part.updated`` that
@@ -28,16 +33,29 @@ nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, null, select, update
 
 from roost.model import event as ev
 from roost.store.encoding import encode
 from roost.store.prepared import Prepared, utf8_bytes
 from roost.store.schema import event, part
+
+LONG_CHARS = 1_000_000
+"""Streamed characters from which a finished part is stored by reference in its row too.
+
+Below it the row takes the whole text: reading a part by reference parses each of its deltas,
+and a slow stream commits one every 50 ms to 1 s (``engine/turn.py``)."""
+
+DELTAS_FROM = "roost.deltasFrom"
+"""Key of a stored ``message.part.updated`` kept by reference: the ``seq`` its part's deltas
+start from (never sent to clients: ``expand`` removes it)."""
+
+_DELTAS_FROM_BYTES = f'"{DELTAS_FROM}"'.encode()
 
 _MARK = Prepared(
     update(part)
@@ -48,6 +66,25 @@ _MARK = Prepared(
     )
     .values(deltas_from_seq=bindparam("seq"))
 )
+_RANGED = Prepared(
+    select(part.c.message_id, utf8_bytes(part.c.data), part.c.id, part.c.deltas_from_seq)
+    .add_columns(part.c.deltas_to_seq)
+    .where(
+        part.c.id == bindparam("pid"),
+        part.c.session_id == bindparam("sid"),
+        part.c.deltas_to_seq.is_not(None),
+    )
+)
+_STORE_WHOLE = Prepared(
+    update(part)
+    .where(part.c.id == bindparam("pid"), part.c.session_id == bindparam("sid"))
+    .values(data=bindparam("data"), deltas_from_seq=null(), deltas_to_seq=null())
+)
+_ROW_MARK = Prepared(
+    select(utf8_bytes(part.c.data), part.c.deltas_from_seq, part.c.deltas_to_seq).where(
+        part.c.id == bindparam("pid"), part.c.session_id == bindparam("sid")
+    )
+)
 _DELTAS_FROM = Prepared(
     select(event.c.seq, utf8_bytes(event.c.data))
     .where(
@@ -56,12 +93,6 @@ _DELTAS_FROM = Prepared(
         event.c.type == bindparam("type"),
     )
     .order_by(event.c.seq)
-)
-
-_ROW_MARK = Prepared(
-    select(utf8_bytes(part.c.data), part.c.deltas_from_seq).where(
-        part.c.id == bindparam("pid"), part.c.session_id == bindparam("sid")
-    )
 )
 _PART_DELTAS = Prepared(
     select(utf8_bytes(event.c.data))
@@ -74,20 +105,41 @@ _PART_DELTAS = Prepared(
     .order_by(event.c.seq)
 )
 
-DELTAS_FROM = "roost.deltasFrom"
-"""Key of a stored ``message.part.updated`` kept by reference: the ``seq`` its part's deltas
-start from (never sent to clients: ``expand`` removes it)."""
+PartRow = tuple[str, str, str, int | None, int | None]
+"""A part row as ``fold`` takes it: ``(message_id, data, id, deltas_from_seq, deltas_to_seq)``."""
 
-_DELTAS_FROM_BYTES = f'"{DELTAS_FROM}"'.encode()
 
-PartRow = tuple[str, str, str, int | None]
-"""A part row as ``fold`` takes it: ``(message_id, data, id, deltas_from_seq)``."""
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """A closing ``message.part.updated`` kept by reference (``by_reference``).
+
+    Attributes:
+        event: The event JSON to store in the log.
+        part: The part JSON as the log holds it (streamed fields as before the deltas).
+        from_seq: The first delta's ``seq``.
+        chars: Characters in the streamed fields, deltas included.
+    """
+
+    event: bytes
+    part: bytes
+    from_seq: int
+    chars: int
+
+    @property
+    def long(self) -> bool:
+        """Whether the part row, too, holds the part by reference (``LONG_CHARS``)."""
+        return self.chars >= LONG_CHARS
 
 
 def mark(conn: Connection, session_id: str, part_id: str, seq: int) -> None:
     """Fold one ``message.part.delta`` (the ``seq``-th event of ``session_id``) into the
     projection: its part has deltas from ``seq`` on, unless it already had some. Writes the part
-    row at the first delta of a stream only; later ones match no row."""
+    row at the first delta of a stream only; later ones match no row. A part stored by
+    reference is first stored whole (its deltas end where this one's start)."""
+    ranged = _RANGED.execute(conn, {"pid": part_id, "sid": session_id}).fetchone()
+    if ranged is not None:
+        ((_, whole, *_),) = fold(conn, session_id, [_text_row(ranged)])
+        _STORE_WHOLE.execute(conn, {"pid": part_id, "sid": session_id, "data": whole})
     _MARK.execute(conn, {"pid": part_id, "sid": session_id, "seq": seq})
 
 
@@ -99,14 +151,100 @@ def fold(conn: Connection, session_id: str, rows: Iterable[PartRow]) -> list[Par
     nothing streaming costs one pass over its rows.
     """
     rows = list(rows)
-    marked = {pid: seq for _, _, pid, seq in rows if seq is not None}
-    if not marked:
+    open_ended = {
+        pid: first for _, _, pid, first, last in rows if first is not None and last is None
+    }
+    pending = _pending(conn, session_id, open_ended) if open_ended else {}
+    for _, _, pid, first, last in rows:
+        if first is not None and last is not None:
+            pending[pid] = _between(conn, session_id, pid, first, last)
+    if not pending:
         return rows
-    pending = _pending(conn, session_id, marked)
     return [
-        (mid, _appended(data, pending[pid]), pid, seq) if pid in pending else (mid, data, pid, seq)
-        for mid, data, pid, seq in rows
+        (mid, _appended(data, pending[pid]), pid, first, last)
+        if pid in pending
+        else (mid, data, pid, first, last)
+        for mid, data, pid, first, last in rows
     ]
+
+
+def by_reference(
+    conn: Connection, session_id: str, properties: dict[str, Any], seq: int
+) -> Reference | None:
+    """How to store a ``message.part.updated`` (``properties``, the ``seq``-th event of
+    ``session_id``) that closes a stream; None to store it whole.
+
+    It closes a stream when its part's row is marked and each field the pending deltas name
+    holds exactly the row's value with those deltas appended. ``expand`` turns the stored event
+    back into ``encode(properties)``, byte for byte.
+    """
+    new = properties["part"]
+    found = _ROW_MARK.execute(conn, {"pid": new["id"], "sid": session_id}).fetchone()
+    # Not marked, or already stored by reference (a whole update after that stores it whole).
+    if found is None or found[1] is None or found[2] is not None:
+        return None
+    before_bytes, from_seq, _ = found
+    pending = _between(conn, session_id, new["id"], from_seq, seq)
+    if not pending:
+        return None
+    before = orjson.loads(before_bytes)
+    kept = dict(new)
+    chars = 0
+    for name, pieces in pending.items():
+        prefix = before.get(name) or ""
+        value = new.get(name)
+        if not isinstance(value, str) or not value.startswith(prefix):
+            return None
+        if value[len(prefix) :] != "".join(pieces):
+            return None
+        kept[name] = prefix
+        chars += len(value)
+    stored_part = encode(kept)
+    event_json = encode({**properties, "part": orjson.Fragment(stored_part), DELTAS_FROM: from_seq})
+    return Reference(event_json, stored_part, int(from_seq), chars)
+
+
+def stored_reference(
+    conn: Connection, session_id: str, seq: int, type_: str, data: bytes
+) -> tuple[bytes, Reference | None]:
+    """A logged event's JSON as it was published (``expand``), and, for a closing update kept
+    by reference, that ``Reference`` as ``by_reference`` made it (for rebuilds)."""
+    props = _referenced(type_, data)
+    if props is None:
+        return data, None
+    from_seq = props.pop(DELTAS_FROM)
+    kept = props["part"]
+    stored_part = encode(kept)
+    whole = dict(kept)
+    chars = 0
+    for name, pieces in _between(conn, session_id, whole["id"], from_seq, seq).items():
+        whole[name] = (whole.get(name) or "") + "".join(pieces)
+        chars += len(whole[name])
+    published = encode({**props, "part": orjson.Fragment(encode(whole))})
+    event_json = encode({**props, "part": orjson.Fragment(stored_part), DELTAS_FROM: from_seq})
+    return published, Reference(event_json, stored_part, from_seq, chars)
+
+
+def expand(conn: Connection, session_id: str, seq: int, type_: str, data: bytes) -> bytes:
+    """The event JSON ``data`` (the ``seq``-th event of ``session_id``) as it was published:
+    a ``message.part.updated`` stored by reference gets its deltas back (``by_reference``);
+    any other event is returned as it is."""
+    return stored_reference(conn, session_id, seq, type_, data)[0]
+
+
+def _referenced(type_: str, data: bytes) -> dict[str, Any] | None:
+    """The properties of a stored event kept by reference, or None for any other."""
+    if type_ != ev.PART_UPDATED or _DELTAS_FROM_BYTES not in data:
+        return None
+    props = orjson.loads(data)
+    if not isinstance(props.get(DELTAS_FROM), int):  # the key's text was inside a value
+        return None
+    return dict(props)
+
+
+def _text_row(row: Sequence[Any]) -> PartRow:
+    mid, data, pid, first, last = row
+    return (mid, bytes(data).decode(), pid, first, last)
 
 
 def _pending(
@@ -124,62 +262,6 @@ def _pending(
     return found
 
 
-def _appended(data: str, fields: dict[str, list[str]]) -> str:
-    """The part JSON ``data`` with each field's ``pieces`` appended to it."""
-    obj = orjson.loads(data)
-    for name, pieces in fields.items():
-        obj[name] = (obj.get(name) or "") + "".join(pieces)
-    return encode(obj).decode()
-
-
-def by_reference(
-    conn: Connection, session_id: str, properties: dict[str, Any], seq: int
-) -> bytes | None:
-    """The event JSON to store for a ``message.part.updated`` (``properties``, the ``seq``-th
-    event of ``session_id``) that closes a stream, or None to store it whole.
-
-    It closes a stream when its part's row is marked and each field the pending deltas name
-    holds exactly the row's value with those deltas appended. The stored JSON is then
-    ``properties`` with those fields as the row has them and ``DELTAS_FROM``; ``expand`` turns
-    it back into ``encode(properties)``, byte for byte.
-    """
-    new = properties["part"]
-    found = _ROW_MARK.execute(conn, {"pid": new["id"], "sid": session_id}).fetchone()
-    if found is None or found[1] is None:
-        return None
-    from_seq = int(found[1])
-    pending = _between(conn, session_id, new["id"], from_seq, seq)
-    if not pending:
-        return None
-    before = orjson.loads(found[0])
-    kept = dict(new)
-    for name, pieces in pending.items():
-        prefix = before.get(name) or ""
-        value = new.get(name)
-        if not isinstance(value, str) or not value.startswith(prefix):
-            return None
-        if value[len(prefix) :] != "".join(pieces):
-            return None
-        kept[name] = prefix
-    return encode({**properties, "part": kept, DELTAS_FROM: from_seq})
-
-
-def expand(conn: Connection, session_id: str, seq: int, type_: str, data: bytes) -> bytes:
-    """The event JSON ``data`` (the ``seq``-th event of ``session_id``) as it was published:
-    a ``message.part.updated`` stored by reference gets its deltas back (``by_reference``);
-    any other event is returned as it is."""
-    if type_ != ev.PART_UPDATED or _DELTAS_FROM_BYTES not in data:
-        return data
-    props = orjson.loads(data)
-    from_seq = props.pop(DELTAS_FROM, None)
-    if not isinstance(from_seq, int):  # the key's text was inside a value, not the key
-        return data
-    whole = dict(props["part"])
-    for name, pieces in _between(conn, session_id, whole["id"], from_seq, seq).items():
-        whole[name] = (whole.get(name) or "") + "".join(pieces)
-    return encode({**props, "part": orjson.Fragment(encode(whole))})
-
-
 def _between(
     conn: Connection, session_id: str, part_id: str, from_seq: int, to_seq: int
 ) -> dict[str, list[str]]:
@@ -191,3 +273,11 @@ def _between(
         if props["partID"] == part_id:
             found.setdefault(props["field"], []).append(props["delta"])
     return found
+
+
+def _appended(data: str, fields: dict[str, list[str]]) -> str:
+    """The part JSON ``data`` with each field's ``pieces`` appended to it."""
+    obj = orjson.loads(data)
+    for name, pieces in fields.items():
+        obj[name] = (obj.get(name) or "") + "".join(pieces)
+    return encode(obj).decode()

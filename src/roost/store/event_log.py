@@ -84,9 +84,10 @@ class Tx:
         else:
             row = encode(properties[key])
             data = encode({**properties, key: orjson.Fragment(row)})
-        stored_data = data
-        if type_ == PART_UPDATED:  # a streamed part's end is logged by reference to its deltas
-            stored_data = deltas.by_reference(self.conn, session_id, properties, seq) or data
+        # A streamed part's end is kept by reference to its deltas (``deltas``).
+        reference = None
+        if type_ == PART_UPDATED:
+            reference = deltas.by_reference(self.conn, session_id, properties, seq)
         at = now_ms()
         event_id = _INSERT_EVENT.scalar(
             self.conn,
@@ -94,11 +95,11 @@ class Tx:
                 "session_id": session_id,
                 "seq": seq,
                 "type": type_,
-                "data": stored_data,
+                "data": data if reference is None else reference.event,
                 "time_ms": at,
             },
         )
-        projector.apply(self.conn, type_, properties, row, seq=seq)
+        projector.apply(self.conn, type_, properties, row, seq=seq, reference=reference)
         stored = StoredEvent(event_id, session_id, seq, type_, properties, data, at)
         self.events.append(stored)
         return stored

@@ -54,7 +54,13 @@ def _session_row(info: dict[str, Any], data: bytes) -> dict[str, Any]:
 
 
 def apply(
-    conn: Connection, type_: str, props: dict[str, Any], row: bytes | None = None, *, seq: int
+    conn: Connection,
+    type_: str,
+    props: dict[str, Any],
+    row: bytes | None = None,
+    *,
+    seq: int,
+    reference: deltas.Reference | None = None,
 ) -> None:
     """Fold one event into the projections; events of other types change nothing.
 
@@ -65,11 +71,15 @@ def apply(
         row: ``encode(props[ROW_KEY[type_]])`` when the caller already has it (``Tx.append``
             embeds the same bytes in the event); encoded here when None.
         seq: The event's ``seq`` in its session (a delta marks its part from there on).
+        reference: For a ``message.part.updated`` that closes a stream, how the log keeps it
+            (``deltas.by_reference``): a long part's row keeps it the same way.
     """
     if type_ not in ev.PROJECTED_TYPES:
         return
     key = ROW_KEY.get(type_)
-    if key is not None:
+    if reference is not None and reference.long:
+        _upsert(conn, part, _part_row(props["part"], reference.part, reference.from_seq, seq))
+    elif key is not None:
         _upsert_row(conn, type_, props[key], encode(props[key]) if row is None else row)
     elif type_ == ev.SESSION_DELETED:
         session_id = props["sessionID"]
@@ -103,14 +113,7 @@ def _upsert_row(conn: Connection, type_: str, obj: dict[str, Any], data: bytes) 
     """Store a session, message or part (``obj``, the event's ``ROW_KEY`` value) whose JSON
     is ``data``."""
     if type_ == ev.PART_UPDATED:
-        row = {
-            "id": obj["id"],
-            "message_id": obj["messageID"],
-            "session_id": obj["sessionID"],
-            "data": data,
-            "deltas_from_seq": None,  # stored whole: earlier deltas are in ``data``
-        }
-        _upsert(conn, part, row)
+        _upsert(conn, part, _part_row(obj, data, None, None))  # whole: deltas are in ``data``
     elif type_ == ev.MESSAGE_UPDATED:
         row = {
             "id": obj["id"],
@@ -122,6 +125,19 @@ def _upsert_row(conn: Connection, type_: str, obj: dict[str, Any], data: bytes) 
         _upsert(conn, message, row)
     else:
         _upsert(conn, session, _session_row(obj, data))
+
+
+def _part_row(
+    obj: dict[str, Any], data: bytes, from_seq: int | None, to_seq: int | None
+) -> dict[str, Any]:
+    return {
+        "id": obj["id"],
+        "message_id": obj["messageID"],
+        "session_id": obj["sessionID"],
+        "data": data,
+        "deltas_from_seq": from_seq,
+        "deltas_to_seq": to_seq,
+    }
 
 
 def _insert_request(conn: Connection, type_: str, props: dict[str, Any]) -> None:
@@ -175,7 +191,7 @@ def rebuild_projections(conn: Connection, *, batch: int = 2000) -> int:
         if not rows:
             return folded
         for r in rows:
-            data = deltas.expand(conn, r.session_id, r.seq, r.type, r.data)
-            apply(conn, r.type, orjson.loads(data), seq=r.seq)
+            data, reference = deltas.stored_reference(conn, r.session_id, r.seq, r.type, r.data)
+            apply(conn, r.type, orjson.loads(data), seq=r.seq, reference=reference)
             folded += 1
         after = rows[-1].id

@@ -25,7 +25,13 @@ _SESSION_MESSAGES = Prepared(
     .where(message.c.session_id == bindparam("sid"))
     .order_by(message.c.id)
 )
-_PART_COLUMNS = (part.c.message_id, part.c.data, part.c.id, part.c.deltas_from_seq)
+_PART_COLUMNS = (
+    part.c.message_id,
+    part.c.data,
+    part.c.id,
+    part.c.deltas_from_seq,
+    part.c.deltas_to_seq,
+)
 """A part row as ``deltas.fold`` takes it."""
 _SESSION_PARTS = Prepared(
     select(*_PART_COLUMNS)
@@ -139,7 +145,7 @@ def _with_parts(
     """``MessageRow``s from ``(id, data)`` message rows, in their order, and part rows
     (``deltas.PartRow``) in part order (parts of other messages are ignored)."""
     by_message: dict[str, list[str]] = {mid: [] for mid, _ in messages}
-    for mid, data, _, _ in parts:
+    for mid, data, *_ in parts:
         bucket = by_message.get(mid)
         if bucket is not None:
             bucket.append(data)
@@ -157,7 +163,7 @@ def get_message(conn: Connection, session_id: str, message_id: str) -> MessageRo
         select(*_PART_COLUMNS).where(part.c.message_id == message_id).order_by(part.c.id)
     ).all()
     return MessageRow(
-        message_id, info, [data for _, data, _, _ in deltas.fold(conn, session_id, rows)]
+        message_id, info, [data for _, data, *_ in deltas.fold(conn, session_id, rows)]
     )
 
 

@@ -92,6 +92,9 @@ part = Table(
     # The ``seq`` of the first ``message.part.delta`` since the part's last
     # ``message.part.updated``: its text is ``data`` plus the deltas in the log from there on
     # (``store/deltas.py``). NULL: ``data`` is the whole part.
+    Column("deltas_to_seq", Integer, nullable=True),
+    # Set for a long streamed part stored by reference: its deltas are those before this
+    # ``seq`` (its closing update's). NULL: they run to the end of the log.
     Index("ix_part_message", "message_id", "id"),
     Index("ix_part_session", "session_id"),
 )
