@@ -16,6 +16,8 @@ import json
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from roost.agent.providers.base import (
     ModelRequest,
     ProviderEvent,
@@ -78,11 +80,12 @@ class OpenAICompatProvider:
 
     def __init__(self, *, base_url: str | None, api_key: str | None) -> None:
         import openai
-        import openai.types.chat
 
         self._openai = openai
-        self._types = openai.types.chat
-        self._stream_cls = openai.AsyncStream[openai.types.chat.ChatCompletionChunk]
+        # Chunks are read as the provider's JSON (``object``: the SDK hands them over as parsed,
+        # without building a ChatCompletionChunk model for each, a tenth of the event loop's
+        # time under 16 concurrent turns).
+        self._stream_cls = openai.AsyncStream[object]
         self._client = openai.AsyncOpenAI(
             base_url=base_url,
             api_key=api_key or "none",
@@ -114,11 +117,12 @@ class OpenAICompatProvider:
             # The SDK's documented generic ``post`` (README, "Undocumented endpoints") sends the
             # body as given. ``chat.completions.create`` would first walk every message through
             # its TypedDict transformer, which costs milliseconds per request on a long history
-            # and stalls the event loop that serves admissions.
+            # and stalls the event loop that serves admissions; the body goes as orjson's bytes
+            # (``content``) rather than through the SDK's stdlib ``json`` encoder.
             stream = await self._client.post(
                 "/chat/completions",
-                body=kwargs,
-                cast_to=self._types.ChatCompletion,
+                content=orjson.dumps(kwargs),
+                cast_to=object,
                 stream=True,
                 stream_cls=self._stream_cls,
             )
@@ -147,27 +151,40 @@ class _Accumulator:
         self.usage = Usage()
 
     def feed(self, chunk: Any) -> list[ProviderEvent]:
+        """Fold one chunk (the provider's JSON object); malformed members are skipped.
+
+        Raises:
+            ProviderError: The chunk is not a JSON object.
+        """
+        if not isinstance(chunk, dict):
+            raise ProviderError(f"the provider sent a chunk that is not an object: {chunk!r:.200}")
         out: list[ProviderEvent] = []
-        if chunk.usage is not None:
-            self.usage = _usage(chunk.usage)
-        for choice in chunk.choices:
-            if choice.finish_reason:
-                self.finish = choice.finish_reason
-            delta = choice.delta
-            if delta is None:
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):
+            self.usage = _usage(usage)
+        for choice in _objects(chunk.get("choices")):
+            if choice.get("finish_reason"):
+                self.finish = str(choice["finish_reason"])
+            delta = choice.get("delta")
+            if not isinstance(delta, dict):
                 continue
-            extra = delta.model_extra or {}
-            reasoning = extra.get("reasoning_content") or extra.get("reasoning")
+            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
             if isinstance(reasoning, str) and reasoning:
                 out.append(ReasoningDelta(reasoning))
-            if delta.content:
-                out.append(TextDelta(delta.content))
-            for tc in delta.tool_calls or []:
-                slot = self.calls.setdefault(tc.index, {"id": "", "name": "", "args": ""})
-                slot["id"] = tc.id or slot["id"]
-                if tc.function is not None:
-                    slot["name"] += tc.function.name or ""
-                    slot["args"] += tc.function.arguments or ""
+            content = delta.get("content")
+            if isinstance(content, str) and content:
+                out.append(TextDelta(content))
+            for tc in _objects(delta.get("tool_calls")):
+                index = tc.get("index")
+                slot = self.calls.setdefault(
+                    index if isinstance(index, int) else len(self.calls),
+                    {"id": "", "name": "", "args": ""},
+                )
+                slot["id"] = _text(tc.get("id")) or slot["id"]
+                function = tc.get("function")
+                if isinstance(function, dict):
+                    slot["name"] += _text(function.get("name"))
+                    slot["args"] += _text(function.get("arguments"))
         return out
 
     def tool_calls(self) -> list[ToolCallRequest]:
@@ -189,12 +206,30 @@ def _parse_arguments(raw: str) -> dict[str, Any]:
     return parsed if isinstance(parsed, dict) else {"_value": parsed}
 
 
-def _usage(u: Any) -> Usage:
-    details = getattr(u, "completion_tokens_details", None)
-    prompt_details = getattr(u, "prompt_tokens_details", None)
+def _objects(value: Any) -> list[dict[str, Any]]:
+    """The JSON objects in a chunk's list member (none if it is not a list)."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _usage(u: dict[str, Any]) -> Usage:
+    """``Usage`` from a chunk's ``usage`` object (OpenAI's ``CompletionUsage``)."""
+    details = u.get("completion_tokens_details")
+    prompt_details = u.get("prompt_tokens_details")
     return Usage(
-        input_tokens=int(u.prompt_tokens or 0),
-        output_tokens=int(u.completion_tokens or 0),
-        reasoning_tokens=int(getattr(details, "reasoning_tokens", 0) or 0),
-        cache_read_tokens=int(getattr(prompt_details, "cached_tokens", 0) or 0),
+        input_tokens=_count(u.get("prompt_tokens")),
+        output_tokens=_count(u.get("completion_tokens")),
+        reasoning_tokens=_count(details.get("reasoning_tokens"))
+        if isinstance(details, dict)
+        else 0,
+        cache_read_tokens=(
+            _count(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else 0
+        ),
     )
