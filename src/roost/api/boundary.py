@@ -245,7 +245,9 @@ class _CollectorPause:
     first young collection after it walked them all on the loop, 35-80 ms after a 100k-part
     prompt. So the pause ends by moving every tracked object to the oldest generation,
     ``gc.freeze()`` then ``gc.unfreeze()`` (two list splices, no walk); what is still garbage
-    then waits for the next full collection. Roost freezes nothing else.
+    then waits for the next full collection. That also unfreezes what ``roost serve`` froze at
+    start (``cli/serve.py``), so the first full collection after such a request walks the
+    start-up objects once more.
     """
 
     def __init__(self, max_pause_s: float = _MAX_PAUSE_S) -> None:
