@@ -260,8 +260,8 @@ SWITCH_INTERVAL_S = 0.001
 
 The store's writer thread waits for the GIL after every fsync and statement; with the default
 it waits up to 5 ms behind the event loop each time, and an admission waits for the writer.
-Under 16 concurrent turns (``ocbench roundtrip``) 1 ms cut admission p50 by a third and raised
-prompts per second; see bench/README.md, "Admission under load"."""
+Under 16 concurrent turns (``ocbench roundtrip``) admission p50 was lower at 1 ms than at 5 ms
+in most runs (the runs vary by a third); see bench/README.md, "Admission under load"."""
 
 
 def run_server(settings: Settings) -> None:
