@@ -125,6 +125,13 @@ ops = st.lists(
 )
 Event = tuple[str, str, dict[str, Any]]
 _PART_A: Op = ("part", "ses_a", "prt_1", "text", "")
+_RESTREAMED: list[Op] = [
+    _PART_A,
+    ("delta", *_PART_A[1:4], "b"),
+    ("close", *_PART_A[1:]),
+    ("delta", *_PART_A[1:4], "c"),
+]
+"""A part streamed, closed (by reference, with ``LONG_CHARS`` 1), then streamed again."""
 
 
 def _events(plan: list[Op]) -> tuple[list[Event], dict[str, dict[str, Any]]]:
@@ -186,25 +193,8 @@ def _raw_parts(conn: Connection) -> list[tuple[Any, ...]]:
 @example(plan=[_PART_A, ("delta", *_PART_A[1:4], "b"), (*_PART_A[:4], "x")], per_commit=1)
 @example(plan=[_PART_A, ("delta", *_PART_A[1:4], "b"), (*_PART_A[:4], "bx")], per_commit=3)
 # A part stored by reference that streams again, then closes again (or not).
-@example(
-    plan=[
-        _PART_A,
-        ("delta", *_PART_A[1:4], "b"),
-        ("close", *_PART_A[1:]),
-        ("delta", *_PART_A[1:4], "c"),
-        ("close", *_PART_A[1:]),
-    ],
-    per_commit=1,
-)
-@example(
-    plan=[
-        _PART_A,
-        ("delta", *_PART_A[1:4], "b"),
-        ("close", *_PART_A[1:]),
-        ("delta", *_PART_A[1:4], "c"),
-    ],
-    per_commit=1,
-)
+@example(plan=_RESTREAMED, per_commit=1)
+@example(plan=[*_RESTREAMED, ("close", *_PART_A[1:])], per_commit=1)
 @pytest.mark.parametrize("long_chars", [1, deltas.LONG_CHARS])
 async def test_reading_streamed_parts_equals_folding_every_delta_into_its_row(
     tmp_path: Path,
