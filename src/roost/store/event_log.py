@@ -9,6 +9,8 @@ never disagree.
 Each event is encoded to JSON once (``encoding.encode``): the projected object it carries (a
 part, a message's or session's ``info``) is encoded first and embedded in the event's JSON as a
 fragment, so the event row and the projection row hold the same bytes without a second encoding.
+The one exception is the update that closes a streamed part: the log keeps it by reference to
+the part's deltas, and reads give it back whole (``deltas.by_reference``, ``deltas.expand``).
 """
 
 from __future__ import annotations
