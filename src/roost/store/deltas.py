@@ -221,8 +221,7 @@ def stored_reference(
         whole[name] = (whole.get(name) or "") + "".join(pieces)
         chars += len(whole[name])
     published = encode({**props, "part": orjson.Fragment(encode(whole))})
-    event_json = encode({**props, "part": orjson.Fragment(stored_part), DELTAS_FROM: from_seq})
-    return published, Reference(event_json, stored_part, from_seq, chars)
+    return published, Reference(data, stored_part, from_seq, chars)  # ``data`` is its event
 
 
 def expand(conn: Connection, session_id: str, seq: int, type_: str, data: bytes) -> bytes:
@@ -236,10 +235,10 @@ def _referenced(type_: str, data: bytes) -> dict[str, Any] | None:
     """The properties of a stored event kept by reference, or None for any other."""
     if type_ != ev.PART_UPDATED or _DELTAS_FROM_BYTES not in data:
         return None
-    props = orjson.loads(data)
+    props: dict[str, Any] = orjson.loads(data)
     if not isinstance(props.get(DELTAS_FROM), int):  # the key's text was inside a value
         return None
-    return dict(props)
+    return props
 
 
 def _text_row(row: Sequence[Any]) -> PartRow:
