@@ -131,7 +131,11 @@ _RESTREAMED: list[Op] = [
     ("close", *_PART_A[1:]),
     ("delta", *_PART_A[1:4], "c"),
 ]
-"""A part streamed, closed (by reference, with ``LONG_CHARS`` 1), then streamed again."""
+"""A part streamed, closed (by reference, in its row too with ``LONG_CHARS`` 1), then streamed
+again."""
+_SLOW: list[Op] = [_PART_A, *[("delta", *_PART_A[1:4], "b")] * 4, ("close", *_PART_A[1:])]
+"""A part closed 4 events after its first delta: by reference in the log only with
+``FOLD_SPAN`` 3."""
 
 
 def _events(plan: list[Op]) -> tuple[list[Event], dict[str, dict[str, Any]]]:
@@ -195,18 +199,29 @@ def _raw_parts(conn: Connection) -> list[tuple[Any, ...]]:
 # A part stored by reference that streams again, then closes again (or not).
 @example(plan=_RESTREAMED, per_commit=1)
 @example(plan=[*_RESTREAMED, ("close", *_PART_A[1:])], per_commit=1)
-@pytest.mark.parametrize("long_chars", [1, deltas.LONG_CHARS])
+@example(plan=_SLOW, per_commit=1)
+@pytest.mark.parametrize(
+    "in_row",
+    [
+        pytest.param({}, id="rows-whole"),
+        pytest.param({"LONG_CHARS": 1}, id="rows-by-reference"),
+        pytest.param({"FOLD_MIN_CHARS": 1, "FOLD_SPAN": 3}, id="by-reference-if-few-flushes"),
+    ],
+)
 async def test_reading_streamed_parts_equals_folding_every_delta_into_its_row(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    long_chars: int,
+    in_row: dict[str, int],
     plan: list[Op],
     per_commit: int,
 ) -> None:
     """Reads, the log read back (replays, other replicas' feeds) and a rebuild of the
-    projections all see what was appended, whether a part was stored whole or by reference
-    (with ``long_chars`` 1, every part closed by reference keeps its text in the log only)."""
-    monkeypatch.setattr(deltas, "LONG_CHARS", long_chars)
+    projections all see what was appended, whether a part was stored whole or by reference.
+    ``in_row`` sets when a part closed by reference keeps its text in the log only: with the
+    defaults the test's short parts never do; with ``LONG_CHARS`` 1 every one does; with the
+    last, those whose deltas lie within 3 events of their session do."""
+    for name, value in in_row.items():
+        monkeypatch.setattr(deltas, name, value)
     events, expected = _events(plan)
     db = await Database.open(tmp_path / f"deltas-{time.monotonic_ns()}.db")
     published: dict[int, bytes] = {}

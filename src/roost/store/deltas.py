@@ -19,10 +19,13 @@ checks this against the log itself, so no caller can get it wrong):
   first delta's ``seq``); ``expand`` appends the deltas back whenever the log is read
   (``event_log.read_events_after``: replays, other replicas' feeds; rebuilds), so every reader
   gets the bytes that were published live;
-- a part of at least ``LONG_CHARS`` streamed characters keeps no copy in its row either: the row
-  holds it as the log does, with ``deltas_to_seq`` set to the closing update's ``seq``, and
-  ``fold`` appends the deltas between the two. Shorter parts are stored whole, so reading them
-  costs one row, not a delta per flush.
+- the row keeps no copy either when reading the part back stays cheap (``Reference.in_row``):
+  its text came in few flushes (at most ``FOLD_SPAN`` events of the session from its first
+  delta to its close) and is at least ``FOLD_MIN_CHARS`` long, or it is at least ``LONG_CHARS``
+  long whatever the number of flushes. The row then holds the part as the log does, with
+  ``deltas_to_seq`` set to the closing update's ``seq``, and ``fold`` appends the deltas
+  between the two. Other parts are stored whole, so reading them costs one row, not a delta
+  per flush of a slow stream.
 
 Invariant: what ``fold`` returns for a part equals folding the log's events in order with
 ``data[field] = (data.get(field) or "") + delta`` after each ``message.part.updated`` that
@@ -46,10 +49,18 @@ from roost.store.prepared import Prepared, utf8_bytes
 from roost.store.schema import event, part
 
 LONG_CHARS = 1_000_000
-"""Streamed characters from which a finished part is stored by reference in its row too.
+"""Streamed characters from which a finished part is stored by reference in its row too,
+however many deltas it came in (a slow stream commits one every 50 ms to 1 s,
+``engine/turn.py``, and reading a part by reference parses each of them)."""
 
-Below it the row takes the whole text: reading a part by reference parses each of its deltas,
-and a slow stream commits one every 50 ms to 1 s (``engine/turn.py``)."""
+FOLD_SPAN = 64
+"""Events of its session, at most, from a streamed part's first delta to its closing update
+for its row to keep it by reference from ``FOLD_MIN_CHARS`` on: reading it back then parses at
+most this many events."""
+
+FOLD_MIN_CHARS = 8192
+"""Streamed characters from which a part that came in few flushes (``FOLD_SPAN``) is stored by
+reference in its row: below it the copy saved is smaller than two pages of the database."""
 
 DELTAS_FROM = "roost.deltasFrom"
 """Key of a stored ``message.part.updated`` kept by reference: the ``seq`` its part's deltas
@@ -117,18 +128,24 @@ class Reference:
         event: The event JSON to store in the log.
         part: The part JSON as the log holds it (streamed fields as before the deltas).
         from_seq: The first delta's ``seq``.
+        to_seq: The closing update's ``seq``.
         chars: Characters in the streamed fields, deltas included.
     """
 
     event: bytes
     part: bytes
     from_seq: int
+    to_seq: int
     chars: int
 
     @property
-    def long(self) -> bool:
-        """Whether the part row, too, holds the part by reference (``LONG_CHARS``)."""
-        return self.chars >= LONG_CHARS
+    def in_row(self) -> bool:
+        """Whether the part row, too, holds the part by reference: it is at least
+        ``LONG_CHARS`` long, or at least ``FOLD_MIN_CHARS`` and its deltas lie within
+        ``FOLD_SPAN`` events of its session."""
+        if self.chars >= LONG_CHARS:
+            return True
+        return self.chars >= FOLD_MIN_CHARS and self.to_seq - self.from_seq <= FOLD_SPAN
 
 
 def mark(conn: Connection, session_id: str, part_id: str, seq: int) -> None:
@@ -201,7 +218,7 @@ def by_reference(
         chars += len(value)
     stored_part = encode(kept)
     event_json = encode({**properties, "part": orjson.Fragment(stored_part), DELTAS_FROM: from_seq})
-    return Reference(event_json, stored_part, int(from_seq), chars)
+    return Reference(event_json, stored_part, int(from_seq), seq, chars)
 
 
 def stored_reference(
@@ -221,7 +238,7 @@ def stored_reference(
         whole[name] = (whole.get(name) or "") + "".join(pieces)
         chars += len(whole[name])
     published = encode({**props, "part": orjson.Fragment(encode(whole))})
-    return published, Reference(data, stored_part, from_seq, chars)  # ``data`` is its event
+    return published, Reference(data, stored_part, from_seq, seq, chars)  # ``data``: its event
 
 
 def expand(conn: Connection, session_id: str, seq: int, type_: str, data: bytes) -> bytes:

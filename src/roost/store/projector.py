@@ -72,12 +72,12 @@ def apply(
             embeds the same bytes in the event); encoded here when None.
         seq: The event's ``seq`` in its session (a delta marks its part from there on).
         reference: For a ``message.part.updated`` that closes a stream, how the log keeps it
-            (``deltas.by_reference``): a long part's row keeps it the same way.
+            (``deltas.by_reference``): its row may keep it the same way (``in_row``).
     """
     if type_ not in ev.PROJECTED_TYPES:
         return
     key = ROW_KEY.get(type_)
-    if reference is not None and reference.long:
+    if reference is not None and reference.in_row:
         _upsert(conn, part, _part_row(props["part"], reference.part, reference.from_seq, seq))
     elif key is not None:
         _upsert_row(conn, type_, props[key], encode(props[key]) if row is None else row)
