@@ -4,6 +4,8 @@ databases, and replicas that start together migrate once."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +15,11 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.pool import NullPool
 
+from roost.model import event as ev
 from roost.store.database import HEAD_REVISION, Database, migrate, upgrade
 from roost.store.location import parse
 from roost.store.schema import metadata
+from roost.store.sqlite import PAGE_SIZE_BYTES
 from tests.support.postgres import PostgresCluster
 
 pytestmark = pytest.mark.anyio
@@ -96,3 +100,29 @@ async def test_replicas_opening_one_new_store_together_migrate_it_once(
     finally:
         for db in opened:
             await db.close()
+
+
+async def test_a_new_sqlite_file_gets_small_pages_and_an_existing_one_keeps_its_own(
+    tmp_path: Path,
+) -> None:
+    """New files get ``PAGE_SIZE_BYTES`` pages (fewer bytes written per commit, issue #13); a
+    file created with SQLite's default 4 KiB pages opens and takes writes as it is."""
+    old = tmp_path / "old.db"
+    engine = _engine(old)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA page_size=4096")
+        conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+    upgrade(engine)
+    engine.dispose()
+    for path, expected in ((tmp_path / "new.db", PAGE_SIZE_BYTES), (old, 4096)):
+        db = await Database.open(path)
+        try:
+            await db.write(lambda tx: tx.append("ses_1", ev.SESSION_DELETED, {"sessionID": "x"}))
+        finally:
+            await db.close()
+        with closing(sqlite3.connect(path)) as conn:
+            assert conn.execute("PRAGMA page_size").fetchone() == (expected,)
+            assert conn.execute("SELECT count(*) FROM event").fetchone() == (1,)
+            assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == (
+                HEAD_REVISION,
+            )
