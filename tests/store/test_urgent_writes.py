@@ -114,3 +114,25 @@ async def test_loop_work_yields_to_an_admission_in_flight_for_a_bounded_time(
     assert not blocked.done()
     stuck.set()
     await asyncio.wait_for(blocked, _BOUND_S)
+
+
+async def test_a_yield_waits_for_the_admissions_in_flight_when_it_began_not_later_ones(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A steady stream of admissions must not hold loop work for the whole bound each time."""
+    order: list[str] = []
+    first_gate, second_gate = threading.Event(), threading.Event()
+    monkeypatch.setattr(database, "_YIELD_S", 3600.0)
+    first = asyncio.create_task(db.write(_recording(order, "first", first_gate), urgent=True))
+    await _until(lambda: order == ["first"])
+    waiting = asyncio.create_task(db.yield_to_urgent())
+    second = asyncio.create_task(db.write(_recording(order, "second", second_gate), urgent=True))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    first_gate.set()
+    await _until(lambda: order == ["first", "second"])  # the second is in the writer now
+    await asyncio.wait_for(waiting, _BOUND_S)
+    assert not second.done()
+    second_gate.set()
+    async with asyncio.timeout(_BOUND_S):
+        await asyncio.gather(first, second)

@@ -14,7 +14,9 @@ transaction in progress commits, in a transaction of their own, and then the ord
 had taken, so neither lane starves the other. While an urgent write is in flight, ordinary
 writes from the loop wait for it (at most ``_YIELD_S``) before queueing, and so do turns
 about to send a model request (``engine/runs.py``): the loop and the writer then serve the
-admission before more turn work (bench/README.md, "Admission under load").
+admission before more turn work (bench/README.md, "Admission under load"). They wait for the
+urgent writes in flight when they start waiting, not for later ones, so a steady stream of
+admissions delays a turn by one bound at most, not until the stream pauses.
 
 Each write transaction first takes the database's write lock (``BEGIN IMMEDIATE`` on SQLite, a
 transaction-scoped advisory lock on PostgreSQL: see the subclasses), so write transactions of
@@ -218,9 +220,8 @@ class Database(abc.ABC):
         self._reader_count = readers
         self._queue: queue.SimpleQueue[_Command | _Wake | None] = queue.SimpleQueue()
         self._urgent: collections.deque[_Command] = collections.deque()
-        self._urgent_pending = 0
-        self._urgent_clear = asyncio.Event()
-        self._urgent_clear.set()
+        self._urgent_in_flight: set[asyncio.Future[Any]] = set()
+        # Futures of the urgent writes not yet committed (``yield_to_urgent`` waits for them).
         self._thread: threading.Thread | None = None
         self._closed = False
         self._reads: queue.SimpleQueue[_Read | None] = queue.SimpleQueue()
@@ -387,30 +388,23 @@ class Database(abc.ABC):
         """
         if self._closed:
             raise StoreClosed("the store is closed")
-        if urgent:
-            self._urgent_pending += 1
-            self._urgent_clear.clear()
-            try:
-                return await self._submit(fn, urgent=True)
-            finally:
-                self._urgent_pending -= 1
-                if not self._urgent_pending:
-                    self._urgent_clear.set()
-        await self.yield_to_urgent()
-        return await self._submit(fn, urgent=False)
+        if not urgent:
+            await self.yield_to_urgent()
+        return await self._submit(fn, urgent=urgent)
 
     async def yield_to_urgent(self) -> None:
-        """Wait, up to ``_YIELD_S``, while urgent writes are in flight (returns at once when
-        none is)."""
-        if self._urgent_pending:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._urgent_clear.wait(), _YIELD_S)
+        """Wait, up to ``_YIELD_S``, for the urgent writes in flight now to commit (returns at
+        once when none is; urgent writes submitted meanwhile are not waited for)."""
+        if self._urgent_in_flight:
+            await asyncio.wait(list(self._urgent_in_flight), timeout=_YIELD_S)
 
     async def _submit(self, fn: Callable[[Tx], T], *, urgent: bool) -> T:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         command = _Command(fn=fn, future=future, loop=loop, number=next(self._numbers))
         if urgent:
+            self._urgent_in_flight.add(future)
+            future.add_done_callback(self._urgent_in_flight.discard)
             self._urgent.append(command)
             self._queue.put(_WAKE)
         else:
