@@ -13,6 +13,11 @@ asks for a ratio of at most 4 at 100 KB, 600 KB and 5 MB.
 
     .venv/bin/python bench/write_amp.py                       # 100 KB, 600 KB, 5 MB; ~1-2 min
     .venv/bin/python bench/write_amp.py --sizes-kb 100,600 --rounds 3 --chunk-chars 4
+    .venv/bin/python bench/write_amp.py --sizes-kb 8 --pace-cps 400   # a model's pace; ~25 s
+
+By default the scripted LLM streams the reply as fast as it can. ``--pace-cps`` paces it
+instead, at that many characters per second (a pause after each delta), as a model does: then
+the server's commits carry a few characters each, and the cost per commit dominates.
 
 Every wait is bounded (``--timeout-s``, default ``IDLE_TIMEOUT_S``) and every server is
 stopped in a ``finally``.
@@ -31,7 +36,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.scripted_llm import ScriptedLLM, Text, Turn, text_turn
+from tests.support.scripted_llm import Delay, ScriptedLLM, Step, Text, Turn, text_turn
 from tests.support.server import RoostServer, project_config, prompt_body
 
 KB = 1000
@@ -99,8 +104,25 @@ def one_turn(
     return write_bytes(server.proc.pid) - before, time.perf_counter() - started
 
 
+def reply_turn(text: str, chunk_chars: int, pace_cps: float) -> Turn:
+    """The scripted reply: ``text`` in deltas of ``chunk_chars`` characters, as fast as the
+    LLM can send them, or at ``pace_cps`` characters per second when it is not 0."""
+    if not pace_cps:
+        return Turn([Text(text, chunk_chars)])
+    steps: list[Step] = []
+    for at in range(0, len(text), chunk_chars):
+        piece = text[at : at + chunk_chars]
+        steps += [Text(piece, chunk_chars), Delay(len(piece) / pace_cps)]
+    return Turn(steps)
+
+
 def measure(
-    root: Path, llm: ScriptedLLM, size_bytes: int, chunk_chars: int, timeout_s: float
+    root: Path,
+    llm: ScriptedLLM,
+    size_bytes: int,
+    chunk_chars: int,
+    timeout_s: float,
+    pace_cps: float = 0.0,
 ) -> dict[str, float]:
     """One reply of ``size_bytes`` on a fresh server and database; the row's numbers.
 
@@ -119,7 +141,7 @@ def measure(
         server.start()
         sid = server.create_session()["id"]
         with httpx.Client(timeout=60) as client:
-            llm.enqueue(text_turn("ok"), text_turn("ok"), Turn([Text(text, chunk_chars)]))
+            llm.enqueue(text_turn("ok"), text_turn("ok"), reply_turn(text, chunk_chars, pace_cps))
             one_turn(client, server, sid, 1, timeout_s)
             baseline, _ = one_turn(client, server, sid, 2, timeout_s)
             written, idle_s = one_turn(client, server, sid, 3, timeout_s)
@@ -140,6 +162,9 @@ def main() -> None:
     parser.add_argument("--chunk-chars", type=int, default=16, help="characters per delta")
     parser.add_argument("--rounds", type=int, default=1, help="servers per size")
     parser.add_argument("--timeout-s", type=float, default=IDLE_TIMEOUT_S, help="per turn")
+    parser.add_argument(
+        "--pace-cps", type=float, default=0.0, help="stream at this many chars/s (0: at once)"
+    )
     args = parser.parse_args()
     sizes = [int(float(s) * KB) for s in args.sizes_kb.split(",")]
     rows: list[str] = []
@@ -148,16 +173,17 @@ def main() -> None:
             for n in range(args.rounds):
                 print(f"reply of {size / KB:,.0f} KB, round {n + 1}", file=sys.stderr, flush=True)
                 root = Path(tmp) / f"{size}-{n}"
-                m = measure(root, llm, size, args.chunk_chars, args.timeout_s)
+                m = measure(root, llm, size, args.chunk_chars, args.timeout_s, args.pace_cps)
                 beyond = m["written"] - m["baseline"]
                 rows.append(
                     f"| {size / KB:,.0f} KB | {size:,} | {m['written']:,.0f} | "
                     f"**{m['written'] / size:.1f}** | {m['baseline']:,.0f} | "
                     f"{beyond / size:.1f} | {m['idle_s']:.2f} | {m['disk']:,.0f} |"
                 )
+    pace = f"at {args.pace_cps:,.0f} characters/s" if args.pace_cps else "as fast as it can"
     print(
-        f"Deltas of {args.chunk_chars} characters; a fresh server and database per row. "
-        "Baseline: the same session's previous turn, answered `ok`.\n"
+        f"Deltas of {args.chunk_chars} characters, streamed {pace}; a fresh server and "
+        "database per row. Baseline: the same session's previous turn, answered `ok`.\n"
     )
     print(
         "| reply | reply bytes | bytes written | written / reply | baseline turn bytes "
