@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
+from contextlib import closing
+from pathlib import Path
+
+import orjson
 import pytest
-from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy import Connection, bindparam, insert, select, text, update
 from sqlalchemy.dialects import postgresql
 
 from roost.store.database import Database
-from roost.store.prepared import Prepared, _Compiled
-from roost.store.schema import session_head
+from roost.store.event_log import Tx
+from roost.store.prepared import Prepared, Upsert, _Compiled
+from roost.store.schema import session, session_head
 
 pytestmark = pytest.mark.anyio
 
@@ -64,3 +71,65 @@ def test_named_paramstyle_dialects_get_a_dict() -> None:
     assert isinstance(args, dict)
     assert args["sid"] == "ses_a"
     assert sorted(args.values(), key=str) == [1, "ses_a"]
+
+
+_SESSIONS = Upsert(session, session.c.id, utf8=("data",), fixed=("parent_id",))
+
+
+def _session_row(parent: str | None, title: str) -> dict[str, object]:
+    return {
+        "id": "ses_u",
+        "parent_id": parent,
+        "directory": "/w",
+        "title": title,
+        "time_created": 1,
+        "time_updated": 2,
+        "data": orjson.dumps({"title": title}),
+    }
+
+
+async def test_an_upsert_overwrites_a_row_whether_or_not_its_fixed_columns_changed(
+    db: Database,
+) -> None:
+    """A fixed column is left out of the overwrite only while it is unchanged (NULL included);
+    a changed one is written too."""
+
+    def stored(conn: Connection) -> tuple[object, ...]:
+        row = conn.execute(select(session.c.parent_id, session.c.title, session.c.data)).one()
+        return tuple(row)
+
+    def overwrite(parent: str | None, title: str) -> Callable[[Tx], None]:
+        return lambda tx: _SESSIONS.execute(tx.conn, _session_row(parent, title))
+
+    for parent, title in [(None, "a"), (None, "b"), ("ses_p", "c"), ("ses_p", "d"), (None, "e")]:
+        await db.write(overwrite(parent, title))
+        assert await db.read(stored) == (parent, title, f'{{"title":"{title}"}}')
+
+
+async def test_overwriting_a_row_leaves_the_index_of_an_unchanged_fixed_column_alone(
+    tmp_path: Path,
+) -> None:
+    """SQLite writes a page of every index whose column an UPDATE sets, even to its own value:
+    the overwrite's commit must carry no page of ``ix_session_parent`` (issue #13)."""
+    path = tmp_path / "pages.db"
+    db = await Database.open(path)
+    try:
+        await db.write(lambda tx: _SESSIONS.execute(tx.conn, _session_row(None, "a")))
+        with closing(sqlite3.connect(path)) as raw:
+            raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        await db.write(lambda tx: _SESSIONS.execute(tx.conn, _session_row(None, "b")))
+        wal = (tmp_path / "pages.db-wal").read_bytes()
+        page_size = int.from_bytes(wal[8:12], "big")
+        pages = {
+            int.from_bytes(wal[at : at + 4], "big") for at in range(32, len(wal), 24 + page_size)
+        }
+        with closing(sqlite3.connect(path)) as raw:
+            owners = {
+                name
+                for name, page in raw.execute("SELECT name, pageno FROM dbstat")
+                if page in pages
+            }
+    finally:
+        await db.close()
+    assert "session" in owners
+    assert "ix_session_parent" not in owners

@@ -18,7 +18,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import BindParameter, Column, Connection, LargeBinary, Table, Text, bindparam
+from sqlalchemy import (
+    BindParameter,
+    Column,
+    Connection,
+    LargeBinary,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
@@ -160,29 +170,76 @@ def utf8_bytes(column: ColumnElement[str]) -> ColumnElement[bytes]:
     return _Utf8Bytes(column)
 
 
-def upsert(table: Table, key: Column[Any], *, utf8: tuple[str, ...] = ()) -> Prepared:
+class Upsert:
     """Insert a whole row of ``table``, or overwrite every other column when ``key`` (its
     primary key) is taken. Every call passes every column, those named in ``utf8`` as UTF-8
     ``bytes`` (``utf8_text``).
+
+    ``fixed`` names indexed columns a row normally keeps for its life (the session a message
+    belongs to). SQLite rewrites a row's entry in an index whenever the index's column is in
+    an ``UPDATE``'s ``SET``, even to the value it holds, so each overwrite would write a page
+    of every such index to the WAL (issue #13). The upsert therefore leaves them out of its
+    ``SET`` and overwrites only while they are unchanged (``WHERE`` each equals the new
+    value, ``IS NOT DISTINCT FROM``); a row whose fixed column did change matches nothing
+    there (no row counted) and is then overwritten whole by a plain ``UPDATE``.
 
     SQLAlchemy has ``INSERT … ON CONFLICT DO UPDATE`` only in each dialect's own ``insert``
     (SQLite's and PostgreSQL's take the same arguments), so the statement is built per dialect.
     """
 
-    values = {
-        c.name: utf8_text(c.name) if c.name in utf8 else bindparam(c.name) for c in table.columns
-    }
-    others = [c.name for c in table.columns if c.name != key.name]
+    __slots__ = ("_key", "_upsert", "_whole")
 
-    def build(dialect: str) -> ClauseElement:
-        if dialect == "postgresql":
-            pg = postgresql_insert(table).values(values)
-            return pg.on_conflict_do_update(
-                index_elements=[key], set_={n: pg.excluded[n] for n in others}
+    def __init__(
+        self,
+        table: Table,
+        key: Column[Any],
+        *,
+        utf8: tuple[str, ...] = (),
+        fixed: tuple[str, ...] = (),
+    ) -> None:
+        def bound(name: str) -> ColumnElement[Any]:
+            return utf8_text(name) if name in utf8 else bindparam(name)
+
+        values = {c.name: bound(c.name) for c in table.columns}
+        others = [c.name for c in table.columns if c.name != key.name]
+        changing = [n for n in others if n not in fixed]
+
+        def build(dialect: str) -> ClauseElement:
+            new = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(table)
+            new = new.values(values)
+            unchanged = [table.c[n].is_not_distinct_from(new.excluded[n]) for n in fixed]
+            return new.on_conflict_do_update(
+                index_elements=[key],
+                set_={n: new.excluded[n] for n in changing},
+                where=and_(*unchanged) if unchanged else None,
             )
-        lite = sqlite_insert(table).values(values)
-        return lite.on_conflict_do_update(
-            index_elements=[key], set_={n: lite.excluded[n] for n in others}
+
+        self._key = key.name
+        self._upsert = Prepared(build)
+        self._whole = (
+            Prepared(
+                update(table)
+                .where(key == bindparam("upsert_key"))
+                .values({n: bound(n) for n in others})
+            )
+            if fixed
+            else None
         )
 
-    return Prepared(build)
+    def execute(self, conn: Connection, params: Mapping[str, Any]) -> None:
+        """Store the row ``params`` (column name → value) in ``conn``'s transaction.
+
+        Raises:
+            KeyError: A column without a value.
+            sqlite3.Error or psycopg.Error (the driver's error): The statement failed.
+        """
+        cursor = self._upsert.execute(conn, params)
+        if self._whole is not None and cursor.rowcount == 0:
+            self._whole.execute(conn, {**params, "upsert_key": params[self._key]})
+
+
+def upsert(
+    table: Table, key: Column[Any], *, utf8: tuple[str, ...] = (), fixed: tuple[str, ...] = ()
+) -> Upsert:
+    """``Upsert(table, key, utf8=utf8, fixed=fixed)``: see there."""
+    return Upsert(table, key, utf8=utf8, fixed=fixed)

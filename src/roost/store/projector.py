@@ -25,7 +25,18 @@ from roost.store.schema import event as event_table
 from roost.store.schema import message, part, request, session, todo
 
 # Built once: constructing statements per event costs more than executing them.
-_UPSERT = {t.name: upsert(t, t.c.id, utf8=("data",)) for t in (session, message, part, request)}
+_FIXED = {
+    "session": ("parent_id",),
+    "message": ("session_id",),
+    "part": ("message_id", "session_id"),
+    "request": ("session_id",),
+}
+"""Indexed columns a row keeps for its life (``prepared.Upsert``: overwriting a row does not
+rewrite their index entries while they are unchanged)."""
+_UPSERT = {
+    t.name: upsert(t, t.c.id, utf8=("data",), fixed=_FIXED[t.name])
+    for t in (session, message, part, request)
+}
 _UPSERT_TODO = upsert(todo, todo.c.session_id, utf8=("data",))
 
 ROW_KEY: dict[str, str] = {
