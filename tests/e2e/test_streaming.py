@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from tests.support.events import EventCollector, until_idle
-from tests.support.projections import part_row, rebuilt_and_live
+from tests.support.projections import assert_closed_part_stored_once, part_row, rebuilt_and_live
 from tests.support.scripted_llm import Hang, ScriptedLLM, Text, Turn
 from tests.support.server import RoostServer, prompt_body
 from tests.support.waiting import wait_for
@@ -61,8 +61,7 @@ def test_a_reply_read_mid_stream_shows_its_text_so_far_and_its_row_is_written_on
 
     (closed,) = [p for p in server.messages(sid)[-1]["parts"] if p["id"] == part["id"]]
     assert closed["text"] == SO_FAR and "end" in closed["time"]
-    data, deltas_from = part_row(server.db_path, part["id"])
-    assert (orjson.loads(data), deltas_from) == (closed, None)  # stored whole, once
+    assert_closed_part_stored_once(server.db_path, closed)
 
     # On the wire, as OpenCode: the part opens empty, grows by deltas, closes whole.
     updated = [

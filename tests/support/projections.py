@@ -6,9 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Engine, create_engine, select
 from sqlalchemy.pool import NullPool
 
+from roost.store import deltas
 from roost.store.location import parse
 from roost.store.projector import rebuild_projections
 from roost.store.schema import message, part, request, session, todo
@@ -54,3 +56,26 @@ def part_row(target: Path | str, part_id: str) -> tuple[str, int | None]:
     finally:
         engine.dispose()
     return row[0], row[1]
+
+
+def assert_closed_part_stored_once(target: Path | str, closed: dict[str, Any]) -> None:
+    """A closed streamed text part (``closed``, as read back, opened empty) is stored once,
+    as ``store/deltas.py`` decides: its row holds it whole, or, when its text is at least
+    ``FOLD_MIN_CHARS`` long and came within ``FOLD_SPAN`` events, by reference: the part as it
+    opened (empty text) and the ``seq`` range of its deltas, which hold the text."""
+    engine = _engine(target)
+    try:
+        with engine.connect() as conn:
+            data, first, last = conn.execute(
+                select(part.c.data, part.c.deltas_from_seq, part.c.deltas_to_seq).where(
+                    part.c.id == closed["id"]
+                )
+            ).one()
+    finally:
+        engine.dispose()
+    if first is None:
+        assert (orjson.loads(data), last) == (closed, None)
+        return
+    assert last is not None and last - first <= deltas.FOLD_SPAN
+    assert len(closed["text"]) >= deltas.FOLD_MIN_CHARS
+    assert orjson.loads(data) == {**closed, "text": ""}
