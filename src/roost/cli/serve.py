@@ -12,8 +12,10 @@ import contextlib
 import gc
 import logging
 import shutil
+import signal
 import socket
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import FrameType
@@ -50,6 +52,11 @@ from roost.errors import StorageUnavailable
 from roost.store.database import Database
 from roost.store.location import parse
 
+log = logging.getLogger(__name__)
+
+_SHUTDOWN_POLL_S = 0.005
+"""How often a stopping server checks whether its connections and request tasks are gone."""
+
 
 class _Server(uvicorn.Server):
     """Prints the URL once the app is ready to answer, and starts shutting down as soon as
@@ -74,6 +81,12 @@ class _Server(uvicorn.Server):
         # ``handle_exit`` also ends the wait at once.
         self._loop = asyncio.get_running_loop()
         self._exit_requested = asyncio.Event()
+        # uvicorn takes the signals with ``signal.signal``, whose Python handler runs only once
+        # the loop wakes up for something else (its next 0.1 s timeout): 50 ms of every stop
+        # on average. The loop's own handlers wake it at once (its signal wakeup fd).
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                self._loop.add_signal_handler(sig, self.handle_exit, sig, None)
         counter = 0
         while not await self.on_tick(counter):
             counter = (counter + 1) % 864_000
@@ -82,12 +95,33 @@ class _Server(uvicorn.Server):
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         # Stop accepting, then let the service finish what open connections wait for (turns
-        # stored as interrupted, final events delivered, streams ended) before uvicorn asks
-        # the connections to close and cancels what still runs after its grace period.
+        # stored as interrupted, final events delivered, streams ended) before the connections
+        # are asked to close and what still runs after the grace period is cancelled.
+        #
+        # This is uvicorn 0.54's ``Server.shutdown`` but for its waits: it sleeps 0.1 s after
+        # asking the connections to close, whether any was open or not, then polls every 0.1 s;
+        # here the wait lasts only while a connection or request task is left, polled every
+        # ``_SHUTDOWN_POLL_S``. A stop of an idle server took 105-125 ms, 100 of them asleep.
         for server in self.servers:
             server.close()
+        for sock in sockets or []:
+            sock.close()
         await self._drain()
-        await super().shutdown(sockets)
+        state = self.server_state
+        for connection in list(state.connections):
+            connection.shutdown()
+        deadline = time.monotonic() + (self.config.timeout_graceful_shutdown or 0)
+        while (state.connections or state.tasks) and not self.force_exit:
+            if self.config.timeout_graceful_shutdown and time.monotonic() >= deadline:
+                log.error("cancelling %d request task(s) after the grace period", len(state.tasks))
+                for task in state.tasks:
+                    task.cancel(msg="Task cancelled, timeout graceful shutdown exceeded")
+                break
+            await asyncio.sleep(_SHUTDOWN_POLL_S)
+        for server in self.servers:
+            await server.wait_closed()
+        if not self.force_exit:
+            await self.lifespan.shutdown()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
