@@ -45,17 +45,25 @@ def rebuilt_and_live(target: Path | str) -> tuple[dict[str, Any], dict[str, Any]
     return rebuilt, live
 
 
-def part_row(target: Path | str, part_id: str) -> tuple[str, int | None]:
-    """A part's stored ``(data, deltas_from_seq)``; the server may be running."""
+def _stored_part(target: Path | str, part_id: str) -> tuple[str, int | None, int | None]:
+    """A part's stored ``(data, deltas_from_seq, deltas_to_seq)``; the server may be running."""
     engine = _engine(target)
     try:
         with engine.connect() as conn:
-            row = conn.execute(
-                select(part.c.data, part.c.deltas_from_seq).where(part.c.id == part_id)
+            data, first, last = conn.execute(
+                select(part.c.data, part.c.deltas_from_seq, part.c.deltas_to_seq).where(
+                    part.c.id == part_id
+                )
             ).one()
     finally:
         engine.dispose()
-    return row[0], row[1]
+    return data, first, last
+
+
+def part_row(target: Path | str, part_id: str) -> tuple[str, int | None]:
+    """A part's stored ``(data, deltas_from_seq)``; the server may be running."""
+    data, first, _ = _stored_part(target, part_id)
+    return data, first
 
 
 def assert_closed_part_stored_once(target: Path | str, closed: dict[str, Any]) -> None:
@@ -63,16 +71,7 @@ def assert_closed_part_stored_once(target: Path | str, closed: dict[str, Any]) -
     as ``store/deltas.py`` decides: its row holds it whole, or, when its text is at least
     ``FOLD_MIN_CHARS`` long and came within ``FOLD_SPAN`` events, by reference: the part as it
     opened (empty text) and the ``seq`` range of its deltas, which hold the text."""
-    engine = _engine(target)
-    try:
-        with engine.connect() as conn:
-            data, first, last = conn.execute(
-                select(part.c.data, part.c.deltas_from_seq, part.c.deltas_to_seq).where(
-                    part.c.id == closed["id"]
-                )
-            ).one()
-    finally:
-        engine.dispose()
+    data, first, last = _stored_part(target, closed["id"])
     if first is None:
         assert (orjson.loads(data), last) == (closed, None)
         return

@@ -110,9 +110,10 @@ class _Server(uvicorn.Server):
         state = self.server_state
         for connection in list(state.connections):
             connection.shutdown()
-        deadline = time.monotonic() + (self.config.timeout_graceful_shutdown or 0)
+        grace_s = self.config.timeout_graceful_shutdown  # None: no limit
+        deadline = None if grace_s is None else time.monotonic() + grace_s
         while (state.connections or state.tasks) and not self.force_exit:
-            if self.config.timeout_graceful_shutdown and time.monotonic() >= deadline:
+            if deadline is not None and time.monotonic() >= deadline:
                 log.error("cancelling %d request task(s) after the grace period", len(state.tasks))
                 for task in state.tasks:
                     task.cancel(msg="Task cancelled, timeout graceful shutdown exceeded")

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, bindparam, select, update
 
 from roost.errors import Conflict
 from roost.store.event_log import store_now_ms
-from roost.store.prepared import Prepared, upsert
+from roost.store.prepared import Prepared, Upsert
 from roost.store.schema import run_lease
 
 
@@ -98,7 +98,7 @@ _RENEW = Prepared(
     )
     .values(expires_at_ms=bindparam("expires"))
 )
-_UPSERT = upsert(run_lease, run_lease.c.session_id)
+_UPSERT = Upsert(run_lease, run_lease.c.session_id)
 
 
 def get(conn: Connection, session_id: str) -> Lease | None:

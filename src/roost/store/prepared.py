@@ -236,10 +236,3 @@ class Upsert:
         cursor = self._upsert.execute(conn, params)
         if self._whole is not None and cursor.rowcount == 0:
             self._whole.execute(conn, {**params, "upsert_key": params[self._key]})
-
-
-def upsert(
-    table: Table, key: Column[Any], *, utf8: tuple[str, ...] = (), fixed: tuple[str, ...] = ()
-) -> Upsert:
-    """``Upsert(table, key, utf8=utf8, fixed=fixed)``: see there."""
-    return Upsert(table, key, utf8=utf8, fixed=fixed)

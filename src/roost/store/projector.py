@@ -20,7 +20,7 @@ from sqlalchemy import Connection, delete, select, update
 from roost.model import event as ev
 from roost.store import deltas
 from roost.store.encoding import encode
-from roost.store.prepared import upsert, utf8_bytes
+from roost.store.prepared import Upsert, utf8_bytes
 from roost.store.schema import event as event_table
 from roost.store.schema import message, part, request, session, todo
 
@@ -34,10 +34,10 @@ _FIXED = {
 """Indexed columns a row keeps for its life (``prepared.Upsert``: overwriting a row does not
 rewrite their index entries while they are unchanged)."""
 _UPSERT = {
-    t.name: upsert(t, t.c.id, utf8=("data",), fixed=_FIXED[t.name])
+    t.name: Upsert(t, t.c.id, utf8=("data",), fixed=_FIXED[t.name])
     for t in (session, message, part, request)
 }
-_UPSERT_TODO = upsert(todo, todo.c.session_id, utf8=("data",))
+_UPSERT_TODO = Upsert(todo, todo.c.session_id, utf8=("data",))
 
 ROW_KEY: dict[str, str] = {
     ev.SESSION_CREATED: "info",
@@ -89,7 +89,11 @@ def apply(
         return
     key = ROW_KEY.get(type_)
     if reference is not None and reference.in_row:
-        _upsert(conn, part, _part_row(props["part"], reference.part, reference.from_seq, seq))
+        _upsert(
+            conn,
+            part,
+            _part_row(props["part"], reference.part, reference.from_seq, reference.to_seq),
+        )
     elif key is not None:
         _upsert_row(conn, type_, props[key], encode(props[key]) if row is None else row)
     elif type_ == ev.SESSION_DELETED:
