@@ -11,8 +11,7 @@ from roost.agent.compaction import (
     summary_request,
 )
 from roost.agent.history import to_chat_messages
-from roost.engine.compaction import compaction_requests
-from roost.engine.runs import _conversation_until
+from roost.engine.compaction import compaction_requests, conversation_until
 from roost.store.queries import MessageRow
 
 
@@ -33,7 +32,7 @@ def _request(tail_start_id: str | None = None) -> dict[str, Any]:
 
 
 def _chat(rows: list[MessageRow], run_message_id: str) -> list[tuple[str, str]]:
-    view = model_view(_conversation_until(rows, run_message_id), compaction_requests(rows))
+    view = model_view(conversation_until(rows, run_message_id), compaction_requests(rows))
     return [(m["role"], m["content"]) for m in to_chat_messages("sys", view)[1:]]
 
 
@@ -127,7 +126,7 @@ def test_the_summary_request_is_a_transcript_with_long_tool_results_cut() -> Non
         _row("msg_01", "user", _text("list files")),
         _row("msg_02", "assistant", _text("listing"), call, parentID="msg_01"),
     ]
-    head = model_view(_conversation_until(rows, "msg_01"), {})
+    head = model_view(conversation_until(rows, "msg_01"), {})
     system, user = summary_request(head)
     assert system == {"role": "system", "content": SUMMARY_SYSTEM}
     transcript = user["content"]

@@ -1,7 +1,7 @@
 import orjson
 
 from roost.agent.history import to_chat_messages
-from roost.engine.runs import _conversation_until
+from roost.engine.compaction import conversation_until
 from roost.store.queries import MessageRow
 
 
@@ -20,7 +20,7 @@ def test_a_run_sees_earlier_turns_in_order_and_not_prompts_queued_after_it() -> 
         _row("msg_3", "assistant", "answer one", parent="msg_1"),
         _row("msg_4", "user", "third"),
     ]
-    convo = _conversation_until(rows, "msg_2")
+    convo = conversation_until(rows, "msg_2")
     chat = to_chat_messages("sys", convo)
     assert [(m["role"], m["content"]) for m in chat] == [
         ("system", "sys"),

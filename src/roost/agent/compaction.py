@@ -132,6 +132,36 @@ def model_view(conversation: list[Message], markers: dict[str, dict[str, Any]]) 
     return view + rest
 
 
+def decides_view(conversation: list[Message], markers: dict[str, dict[str, Any]]) -> bool:
+    """Whether ``model_view(conversation, markers)`` is the view of every longer conversation
+    that ends with ``conversation``, whatever comes before it.
+
+    What comes before may be any messages, and compaction requests added to ``markers`` whose
+    ids sort before every id in ``markers``. It holds when ``conversation`` has a completed
+    summary, the request that summary answers is its parent or one of ``markers`` made before
+    it (any earlier request added would be older, so not the newest), and that request's
+    ``tail_start_id``, if any, is a message before the summary. Then the view's summary, tail
+    and rest all lie in ``conversation`` (ids are unique, so an earlier message cannot be the
+    tail's start). A turn in a long session therefore needs only the messages from its last
+    summary's prompt on (``roost.engine.compaction.turn_rows``).
+    """
+    latest = next(
+        (
+            index
+            for index in range(len(conversation) - 1, -1, -1)
+            if is_completed_summary(conversation[index]["info"])
+        ),
+        None,
+    )
+    if latest is None:
+        return False
+    marker = _marker_of(conversation[latest]["info"], markers)
+    if marker is None:
+        return False
+    tail_start = marker.get("tail_start_id")
+    return not tail_start or any(m["info"]["id"] == tail_start for m in conversation[:latest])
+
+
 def before_message(view: list[Message], message_id: str) -> list[Message]:
     """The messages of ``view`` that come before ``message_id`` (all when it is absent)."""
     index = next((i for i, m in enumerate(view) if m["info"].get("id") == message_id), None)

@@ -25,7 +25,6 @@ summary.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Final
 
 import orjson
@@ -34,7 +33,9 @@ from sqlalchemy import Connection
 from roost.agent import history
 from roost.agent.catalog import Catalog
 from roost.agent.compaction import (
+    Message,
     before_message,
+    decides_view,
     is_completed_summary,
     model_view,
     summary_request,
@@ -59,11 +60,79 @@ from roost.store.database import Database
 from roost.store.event_log import now_ms
 
 Event = tuple[str, dict[str, Any]]
-Conversation = Callable[[list[queries.MessageRow]], list[dict[str, Any]]]
-"""The messages a run sees, from the session's rows (``runs._conversation_until``)."""
 
 _RECENT_REPLIES: Final = 20
 """Assistant messages read back to find the session's last request at a run's start."""
+_SUMMARY_PAGE: Final = 100
+"""Assistant messages read per query while looking back for the newest completed summary."""
+_SUMMARY_MARK: Final = '"summary":true'
+"""How a summary's stored ``Message`` JSON (compact, as ``orjson`` writes it) says so: only
+messages containing it are parsed while looking back."""
+
+
+def conversation_until(rows: list[queries.MessageRow], user_message_id: str) -> list[Message]:
+    """The conversation a run answers: earlier turns (each user message followed by its
+    assistant replies) up to and including the run's own user message and whatever replies it
+    already has (a resumed run). User messages queued after it are left out."""
+    decoded = [
+        {"info": orjson.loads(r.info), "parts": [orjson.loads(p) for p in r.parts]} for r in rows
+    ]
+    replies: dict[str, list[Message]] = {}
+    for m in decoded:
+        if m["info"]["role"] == "assistant":
+            replies.setdefault(m["info"].get("parentID", ""), []).append(m)
+    out: list[Message] = []
+    for m in decoded:
+        if m["info"]["role"] != "user":
+            continue
+        out.append(m)
+        # A resumed run sees its own earlier, interrupted replies too.
+        out.extend(replies.get(m["info"]["id"], []))
+        if m["info"]["id"] == user_message_id:
+            break
+    return out
+
+
+def turn_rows(conn: Connection, session_id: str, user_message_id: str) -> list[queries.MessageRow]:
+    """The rows a run builds its model request from, oldest first: the session's messages from
+    the prompt of its newest completed summary on, when those alone decide what the model sees
+    (``decides_view``), else all of them.
+
+    So a turn in a long session that was compacted costs what happened since the compaction,
+    not the whole history: OpenCode 1.18.34's ``MessageV2.filterCompacted`` likewise reads the
+    messages newest first and stops at the compaction (or the start of the tail it kept). Like
+    it, this relies on a reply's id sorting after its prompt's (ids are minted in time order);
+    a summary whose id sorts before its prompt's (a client's message id from a clock ahead)
+    makes it read everything. Looking back costs one parse per summary, not per message.
+
+    Called in a read transaction (it reads twice).
+    """
+    floor = _newest_summary_prompt(conn, session_id, user_message_id)
+    if floor is not None:
+        rows = queries.list_messages(conn, session_id, since=floor)
+        if decides_view(conversation_until(rows, user_message_id), compaction_requests(rows)):
+            return rows
+    return queries.list_messages(conn, session_id)
+
+
+def _newest_summary_prompt(conn: Connection, session_id: str, user_message_id: str) -> str | None:
+    """The parent (prompt) of the newest completed summary answering a prompt up to
+    ``user_message_id``, when it sorts before the summary itself; else None."""
+    before: str | None = None
+    while True:
+        page = queries.recent_message_infos(
+            conn, session_id, role="assistant", limit=_SUMMARY_PAGE, before=before
+        )
+        for raw in page:
+            if _SUMMARY_MARK not in raw:
+                continue
+            info = orjson.loads(raw)
+            parent = info.get("parentID") or ""
+            if is_completed_summary(info) and parent <= user_message_id:
+                return parent if parent and parent < info["id"] else None
+        if len(page) < _SUMMARY_PAGE:
+            return None
+        before = orjson.loads(page[-1])["id"]
 
 
 def is_compaction_run(run: runs.RunRow) -> bool:
@@ -132,12 +201,9 @@ class Compactions:
         *,
         agent: str,
         system: str,
-        conversation: Conversation,
     ) -> RunCompactor:
         """The ``Compactor`` of one executing run."""
-        return RunCompactor(
-            self, run, writer, provider, agent=agent, system=system, conversation=conversation
-        )
+        return RunCompactor(self, run, writer, provider, agent=agent, system=system)
 
     def summary_message(self, run: runs.RunRow, message_id: str) -> dict[str, Any]:
         """A new summary message answering the run's prompt."""
@@ -191,7 +257,6 @@ class RunCompactor:
         *,
         agent: str,
         system: str,
-        conversation: Conversation,
     ) -> None:
         self._compactions = compactions
         self._db = compactions.db
@@ -200,7 +265,6 @@ class RunCompactor:
         self._provider = provider
         self._agent = agent
         self._system = system
-        self._conversation = conversation
         self._window = compactions.window(run)
         self._settings = compactions.settings
         self._fitted = True
@@ -209,7 +273,7 @@ class RunCompactor:
     def chat_messages(self, rows: list[queries.MessageRow]) -> list[dict[str, Any]]:
         """What the run's next request sends, from the session's rows: the compacted view,
         pruned when configured, as chat messages under the run's system prompt."""
-        view = model_view(self._conversation(rows), compaction_requests(rows))
+        view = model_view(conversation_until(rows, self._run.message_id), compaction_requests(rows))
         if self._settings.prune:
             view = prune_tool_outputs(view)
         return history.to_chat_messages(self._system, view)
@@ -247,7 +311,9 @@ class RunCompactor:
             if refused is not None:
                 reason += f" ({refused.message})"
             raise ContextOverflow(reason, response_body=refused.response_body if refused else None)
-        rows = await self._db.read(lambda c: queries.list_messages(c, self._run.session_id))
+        rows = await self._db.read(
+            lambda c: turn_rows(c, self._run.session_id, self._run.message_id)
+        )
         keep_prompt = not _answered(rows, self._run.message_id)
         request = self._compactions.compaction_request(
             self._run, keep_prompt=keep_prompt, overflow=refused is not None
@@ -261,7 +327,9 @@ class RunCompactor:
         await self._writer.open_message(summary, before=request, error=error)
         await self._summarize(rows, keep_prompt=keep_prompt, automatic=True)
         await self._writer.open_message(self._next_message())
-        rows = await self._db.read(lambda c: queries.list_messages(c, self._run.session_id))
+        rows = await self._db.read(
+            lambda c: turn_rows(c, self._run.session_id, self._run.message_id)
+        )
         return self.chat_messages(rows)
 
     async def _summarize(
@@ -276,7 +344,7 @@ class RunCompactor:
             CompactionFailed: The model wrote no summary (no text, or tool calls instead).
         """
         sid = self._run.session_id
-        view = model_view(self._conversation(rows), compaction_requests(rows))
+        view = model_view(conversation_until(rows, self._run.message_id), compaction_requests(rows))
         head = before_message(view, self._run.message_id) if keep_prompt else view
         if not any("id" in m["info"] for m in head):
             if automatic:

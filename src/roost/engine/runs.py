@@ -43,7 +43,7 @@ from roost.agent.providers.registry import ProviderRegistry
 from roost.agent.shell import run_user_call
 from roost.agent.tools.base import SubtaskResult, Tool
 from roost.engine import chaos, daemons, permissions
-from roost.engine.compaction import Compactions
+from roost.engine.compaction import Compactions, turn_rows
 from roost.engine.file_changes import SnapshotTurnWriter
 from roost.engine.heartbeat import Heartbeat
 from roost.engine.outcomes import Outcome, failed_outcome, see_through, stopped_outcome
@@ -667,7 +667,7 @@ class RunManager:
         )
 
         def read(c: Any) -> tuple[list[queries.MessageRow], str | None]:
-            return queries.list_messages(c, sid), queries.get_session(c, sid)
+            return turn_rows(c, sid, run.message_id), queries.get_session(c, sid)
 
         rows, session_json = await self._db.read(read)
         session_info = orjson.loads(session_json) if session_json else {}
@@ -718,12 +718,11 @@ class RunManager:
             provider,
             agent=agent.name,
             system=system,
-            conversation=lambda rows: _conversation_until(rows, run.message_id),
         )
         if writer.assistant.get("summary"):
             if not await compactor.open(rows):
                 return  # ``summarize`` without ``auto``: the summary was the whole run
-            rows = await self._db.read(lambda c: queries.list_messages(c, sid))
+            rows = await self._db.read(lambda c: turn_rows(c, sid, run.message_id))
         model_request = ModelRequest(
             model_id=resolved.model_id,
             messages=compactor.chat_messages(rows),
@@ -843,29 +842,6 @@ def _busy_leases(conn: Any, owner: str, held: dict[str, int]) -> list[leases.Lea
 def _running() -> dict[str, Any]:
     """Busy status with Roost's extra ``reason`` (clients that don't know it ignore it)."""
     return {"type": "busy", "reason": "running"}
-
-
-def _conversation_until(rows: list[queries.MessageRow], user_message_id: str) -> list[Any]:
-    """The conversation a run answers: earlier turns (each user message followed by its
-    assistant replies) up to and including the run's own user message and whatever replies it
-    already has (a resumed run). User messages queued after it are left out."""
-    decoded = [
-        {"info": orjson.loads(r.info), "parts": [orjson.loads(p) for p in r.parts]} for r in rows
-    ]
-    replies: dict[str, list[Any]] = {}
-    for m in decoded:
-        if m["info"]["role"] == "assistant":
-            replies.setdefault(m["info"].get("parentID", ""), []).append(m)
-    out: list[Any] = []
-    for m in decoded:
-        if m["info"]["role"] != "user":
-            continue
-        out.append(m)
-        # A resumed run sees its own earlier, interrupted replies too.
-        out.extend(replies.get(m["info"]["id"], []))
-        if m["info"]["id"] == user_message_id:
-            break
-    return out
 
 
 @dataclass(frozen=True)

@@ -329,9 +329,14 @@ class SessionService:
     # -- messages --------------------------------------------------------------------
 
     async def list_messages(
-        self, session_id: str, *, limit: int | None = None, before: str | None = None
+        self,
+        session_id: str,
+        *,
+        limit: int | None = None,
+        before: str | None = None,
+        since: str | None = None,
     ) -> list[MessageRow]:
-        """Messages with parts, oldest first.
+        """Messages with parts, oldest first (``queries.list_messages`` for the arguments).
 
         Raises:
             SessionNotFound: No such session.
@@ -340,7 +345,7 @@ class SessionService:
         def read(c: Any) -> list[MessageRow] | None:
             if queries.get_session(c, session_id) is None:
                 return None
-            return queries.list_messages(c, session_id, limit=limit, before=before)
+            return queries.list_messages(c, session_id, limit=limit, before=before, since=since)
 
         found = await self.db.read(read)
         if found is None:

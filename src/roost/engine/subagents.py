@@ -38,16 +38,26 @@ class SessionOps(Protocol):
 
     async def prompt_async(self, session_id: str, prompt: PromptInput) -> Admitted: ...
 
-    async def list_messages(self, session_id: str) -> list[MessageRow]: ...
+    async def list_messages(
+        self, session_id: str, *, since: str | None = None
+    ) -> list[MessageRow]: ...
 
 
 async def last_reply(
     service: SessionOps, session_id: str, user_message_id: str
 ) -> MessageRow | None:
-    """The newest assistant message answering ``user_message_id``, or None."""
-    rows = await service.list_messages(session_id)
-    replies = [r for r in rows if orjson.loads(r.info).get("parentID") == user_message_id]
-    return replies[-1] if replies else None
+    """The newest assistant message answering ``user_message_id``, or None.
+
+    Replies sort after their prompt (ids are minted in time order), so only the messages from
+    the prompt on are read, however long the session; the whole session only when none of
+    those answers it (a reply minted before a client's message id from a clock ahead).
+    """
+    for since in (user_message_id, None):
+        rows = await service.list_messages(session_id, since=since)
+        replies = [r for r in rows if orjson.loads(r.info).get("parentID") == user_message_id]
+        if replies:
+            return replies[-1]
+    return None
 
 
 async def run_subtask(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, select
 
@@ -38,6 +39,11 @@ _SESSION_PARTS = Prepared(
     .where(part.c.session_id == bindparam("sid"))
     .order_by(part.c.message_id, part.c.id)
 )
+
+
+_IDS_PER_QUERY = 500
+"""Message ids per ``IN (...)`` when reading the parts of a range of messages (SQLite takes at
+most 32,766 bound parameters per statement)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,23 +111,31 @@ def child_ids(conn: Connection, parent_id: str) -> list[str]:
 
 
 def list_messages(
-    conn: Connection, session_id: str, *, limit: int | None = None, before: str | None = None
+    conn: Connection,
+    session_id: str,
+    *,
+    limit: int | None = None,
+    before: str | None = None,
+    since: str | None = None,
 ) -> list[MessageRow]:
     """A session's messages with their parts, oldest first.
 
     Args:
         limit: Only the newest ``limit`` messages (still returned oldest first).
         before: Only messages whose id sorts before this message id (paging backwards).
+        since: Only this message and those whose id sorts after it.
     """
-    if limit is None and not before:  # the whole session (every turn reads it): prepared
+    if limit is None and not before and not since:  # the whole session: prepared
         whole = _SESSION_MESSAGES.execute(conn, {"sid": session_id}).fetchall()
         if not whole:
             return []
-        parts = _SESSION_PARTS.execute(conn, {"sid": session_id})
-        return _with_parts(whole, deltas.fold(conn, session_id, parts))
+        every_part = _SESSION_PARTS.execute(conn, {"sid": session_id})
+        return _with_parts(whole, deltas.fold(conn, session_id, every_part))
     cond = message.c.session_id == session_id
     if before:
         cond = and_(cond, message.c.id < before)
+    if since:
+        cond = and_(cond, message.c.id >= since)
     stmt = select(message.c.id, message.c.data).where(cond)
     if limit is not None:
         stmt = stmt.order_by(message.c.id.desc()).limit(limit)
@@ -130,12 +144,15 @@ def list_messages(
         rows = list(conn.execute(stmt.order_by(message.c.id)).all())
     if not rows:
         return []
-    pstmt = (
-        select(*_PART_COLUMNS)
-        .where(part.c.message_id.in_([r.id for r in rows]))
-        .order_by(part.c.message_id, part.c.id)
-    )
-    parts = conn.execute(pstmt).all()
+    parts: list[Any] = []  # Row tuples of _PART_COLUMNS
+    for start in range(0, len(rows), _IDS_PER_QUERY):
+        ids = [r.id for r in rows[start : start + _IDS_PER_QUERY]]
+        pstmt = (
+            select(*_PART_COLUMNS)
+            .where(part.c.message_id.in_(ids))
+            .order_by(part.c.message_id, part.c.id)
+        )
+        parts.extend(conn.execute(pstmt).all())
     return _with_parts(rows, deltas.fold(conn, session_id, parts))
 
 
@@ -167,15 +184,16 @@ def get_message(conn: Connection, session_id: str, message_id: str) -> MessageRo
     )
 
 
-def recent_message_infos(conn: Connection, session_id: str, *, role: str, limit: int) -> list[str]:
+def recent_message_infos(
+    conn: Connection, session_id: str, *, role: str, limit: int, before: str | None = None
+) -> list[str]:
     """The newest ``limit`` messages of one role (``Message`` JSON, without parts), newest
-    first (uses ``ix_message_session``)."""
-    stmt = (
-        select(message.c.data)
-        .where(message.c.session_id == session_id, message.c.role == role)
-        .order_by(message.c.id.desc())
-        .limit(limit)
-    )
+    first (uses ``ix_message_session``); with ``before``, only those whose id sorts before it
+    (paging backwards)."""
+    cond = and_(message.c.session_id == session_id, message.c.role == role)
+    if before:
+        cond = and_(cond, message.c.id < before)
+    stmt = select(message.c.data).where(cond).order_by(message.c.id.desc()).limit(limit)
     return list(conn.execute(stmt).scalars())
 
 

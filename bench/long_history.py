@@ -1,0 +1,180 @@
+"""A turn in a long session: does its cost grow with the history before the last compaction?
+
+    .venv/bin/python bench/long_history.py                       # 100 and 5,000 turns
+    .venv/bin/python bench/long_history.py --sizes 50 500 --prompts 10    # smoke run
+
+For each size N, a fresh SQLite file gets one session of N turns, each a user message (one text
+part of 2,000 characters) and its completed assistant reply (step-start, a text part of 2,000
+characters, step-finish), written in process through the store's own write path (``Tx.append``)
+as a server would have stored them. A real ``roost serve`` (127.0.0.1, a free port, the
+scripted LLM on loopback) then compacts the session once (``POST /session/{id}/summarize``,
+waiting for ``session.idle``) and answers ``--prompts`` prompts in a row with the synchronous
+``POST /session/{id}/message``. A thread sends ``GET /global/health`` every 10 ms meanwhile.
+
+Printed per size: the turn's latency (client side, p50 / p99 ms), the server's CPU time per
+turn (``/proc/PID/stat``, ms), the probes' p99 and max (ms), and how many messages the last
+model request carried (from the scripted LLM), which shows the compaction took effect. Every
+loop is bounded; the server is stopped in a ``finally``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.big_body import Probe, pct  # noqa: E402
+from tests.support.scripted_llm import MODEL_ID, ScriptedLLM  # noqa: E402
+from tests.support.server import PROVIDER_ID, RoostServer, project_config  # noqa: E402
+
+from roost.ids import new_message_id, new_part_id, new_session_id  # noqa: E402
+from roost.model import event as ev  # noqa: E402
+from roost.model import message as msg  # noqa: E402
+from roost.model.session import new_session  # noqa: E402
+from roost.store.database import Database  # noqa: E402
+from roost.store.event_log import Tx  # noqa: E402
+
+_TEXT_CHARS = 2000
+_TURNS_PER_TX = 200
+_IDLE_TIMEOUT_S = 120.0
+
+
+def _turn(tx: Tx, sid: str, n: int, at: int, directory: str) -> None:
+    """Append one user message and its completed reply, as a finished turn leaves them."""
+    uid, aid = new_message_id(), new_message_id()
+    user = msg.user_message(
+        uid, sid, created_ms=at, agent="build", provider_id=PROVIDER_ID, model_id=MODEL_ID
+    )
+    tx.append(sid, ev.MESSAGE_UPDATED, {"sessionID": sid, "info": user})
+    text = f"question {n} " + "q" * _TEXT_CHARS
+    part = msg.text_part(new_part_id(), sid, uid, text)
+    tx.append(sid, ev.PART_UPDATED, {"sessionID": sid, "part": part})
+    reply = msg.assistant_message(
+        aid,
+        sid,
+        parent_id=uid,
+        created_ms=at + 1,
+        agent="build",
+        provider_id=PROVIDER_ID,
+        model_id=MODEL_ID,
+        directory=directory,
+    )
+    tx.append(sid, ev.MESSAGE_UPDATED, {"sessionID": sid, "info": reply})
+    for stored in (
+        msg.step_start_part(new_part_id(), sid, aid),
+        msg.text_part(new_part_id(), sid, aid, f"answer {n} " + "a" * _TEXT_CHARS),
+        msg.step_finish_part(new_part_id(), sid, aid, reason="stop", tokens=msg.tokens(1000, 500)),
+    ):
+        tx.append(sid, ev.PART_UPDATED, {"sessionID": sid, "part": stored})
+    done = {**reply, "time": {"created": at + 1, "completed": at + 2}, "finish": "stop"}
+    tx.append(sid, ev.MESSAGE_UPDATED, {"sessionID": sid, "info": done})
+
+
+async def _fill(path: Path, turns: int, directory: str) -> str:
+    """One session of ``turns`` finished turns; returns its id."""
+    db = await Database.open(path)
+    sid = new_session_id()
+    try:
+        at = int(time.time() * 1000) - 3 * turns
+        info = new_session(sid, directory=directory, project_id="global", created_ms=at)
+        await db.write(
+            lambda tx: tx.append(sid, ev.SESSION_CREATED, {"sessionID": sid, "info": info})
+        )
+        for start in range(0, turns, _TURNS_PER_TX):
+
+            def write(tx: Tx, start: int = start) -> None:
+                for n in range(start, min(turns, start + _TURNS_PER_TX)):
+                    _turn(tx, sid, n, at + 3 * n, directory)
+
+            await db.write(write)
+    finally:
+        await db.close()
+    return sid
+
+
+def _cpu_ms(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def _wait_idle(client: httpx.Client, url: str, sid: str) -> None:
+    deadline = time.monotonic() + _IDLE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if sid not in client.get(f"{url}/session/status").json():
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"session {sid} still busy after {_IDLE_TIMEOUT_S:.0f} s")
+
+
+def _measure(turns: int, prompts: int) -> str:
+    with tempfile.TemporaryDirectory() as tmp, ScriptedLLM() as llm:
+        project = Path(tmp) / "project"
+        project.mkdir()
+        (project / "opencode.json").write_text(json.dumps(project_config(llm.base_url)))
+        db_path = Path(tmp) / "long.db"
+        print(f"{turns} turns: filling", file=sys.stderr)
+        sid = asyncio.run(_fill(db_path, turns, str(project)))
+        server = RoostServer(project, db_path).start()
+        assert server.proc is not None
+        try:
+            with httpx.Client(timeout=_IDLE_TIMEOUT_S) as client:
+                model = {"providerID": PROVIDER_ID, "modelID": MODEL_ID}
+                compact = client.post(f"{server.url}/session/{sid}/summarize", json=model)
+                compact.raise_for_status()
+                _wait_idle(client, server.url, sid)
+                print(f"{turns} turns: compacted; prompting", file=sys.stderr)
+                latencies: list[float] = []
+                with Probe(server.url) as probe:
+                    started = time.perf_counter()
+                    cpu0 = _cpu_ms(server.proc.pid)
+                    for n in range(prompts):
+                        t0 = time.perf_counter()
+                        answer = client.post(
+                            f"{server.url}/session/{sid}/message",
+                            json={
+                                "parts": [{"type": "text", "text": f"prompt {n}"}],
+                                "model": model,
+                            },
+                        )
+                        answer.raise_for_status()
+                        latencies.append((time.perf_counter() - t0) * 1000)
+                    cpu_ms = (_cpu_ms(server.proc.pid) - cpu0) / prompts
+                    probes = probe.between(started, time.perf_counter())
+                sent = len(llm.requests[-1]["messages"])
+        finally:
+            server.close()
+    return (
+        f"| {turns:,} | {2 * turns:,} | {prompts} | {statistics.median(latencies):.1f} | "
+        f"{pct(latencies, 99):.1f} | {cpu_ms:.1f} | {pct(probes, 99):.1f} | {max(probes):.1f} | "
+        f"{sent} |"
+    )
+
+
+def main() -> None:
+    """Measure each ``--sizes`` value and print one table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 5000], help="turns stored")
+    parser.add_argument("--prompts", type=int, default=30, help="prompts measured per size")
+    args = parser.parse_args()
+    rows = [_measure(turns, args.prompts) for turns in args.sizes]
+    print(
+        "| turns stored | messages | prompts | turn p50 ms | turn p99 ms | server CPU ms / turn "
+        "| probe p99 ms | probe max ms | messages in the last model request |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
