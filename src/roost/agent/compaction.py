@@ -105,14 +105,7 @@ def model_view(conversation: list[Message], markers: dict[str, dict[str, Any]]) 
     Returns:
         The view; it shares message dicts with ``conversation`` (copy before changing them).
     """
-    latest = next(
-        (
-            index
-            for index in range(len(conversation) - 1, -1, -1)
-            if is_completed_summary(conversation[index]["info"])
-        ),
-        None,
-    )
+    latest = _latest_summary(conversation)
     if latest is None:
         return [m for m in conversation if _shown(m)]
     summary = conversation[latest]
@@ -145,14 +138,7 @@ def decides_view(conversation: list[Message], markers: dict[str, dict[str, Any]]
     tail's start). A turn in a long session therefore needs only the messages from its last
     summary's prompt on (``roost.engine.compaction.turn_rows``).
     """
-    latest = next(
-        (
-            index
-            for index in range(len(conversation) - 1, -1, -1)
-            if is_completed_summary(conversation[index]["info"])
-        ),
-        None,
-    )
+    latest = _latest_summary(conversation)
     if latest is None:
         return False
     marker = _marker_of(conversation[latest]["info"], markers)
@@ -184,6 +170,18 @@ def summary_request(head: list[Message]) -> list[dict[str, Any]]:
             "content": f"<transcript>\n{transcript}\n</transcript>\n\n{SUMMARY_INSTRUCTIONS}",
         },
     ]
+
+
+def _latest_summary(conversation: list[Message]) -> int | None:
+    """The index of the last completed summary in ``conversation``, or None."""
+    return next(
+        (
+            index
+            for index in range(len(conversation) - 1, -1, -1)
+            if is_completed_summary(conversation[index]["info"])
+        ),
+        None,
+    )
 
 
 def _shown(message: Message) -> bool:
