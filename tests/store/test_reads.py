@@ -10,8 +10,10 @@ import pytest
 from sqlalchemy import Connection, text
 
 from roost.errors import StoreClosed
+from roost.store import queries
 from roost.store.database import Database
 from roost.store.event_log import Tx
+from tests.store.builders import session_info, user_info
 
 pytestmark = pytest.mark.anyio
 
@@ -69,3 +71,39 @@ async def test_reads_after_close_raise_store_closed(tmp_path: Path) -> None:
     await db.close()
     with pytest.raises(StoreClosed):
         await db.read(_count)
+
+
+async def test_messages_containing_a_needle_match_it_literally_newest_first(db: Database) -> None:
+    """``%``, ``_`` and ``\\`` in the needle are literal characters, not ``LIKE`` patterns;
+    other roles and sessions are left out."""
+    texts = {
+        "msg_1": "50% off",
+        "msg_2": "50x off",
+        "msg_3": "a_b",
+        "msg_4": "axb",
+        "msg_5": "c\\d",
+    }
+
+    def write(tx: Tx) -> None:
+        for sid in ("ses_a", "ses_b"):
+            tx.append(sid, "session.created", {"sessionID": sid, "info": session_info(sid)})
+        for mid, note in texts.items():
+            info = {**user_info(mid, "ses_a"), "note": note}
+            tx.append("ses_a", "message.updated", {"sessionID": "ses_a", "info": info})
+        other = {**user_info("msg_6", "ses_b"), "note": "50% off"}
+        tx.append("ses_b", "message.updated", {"sessionID": "ses_b", "info": other})
+
+    await db.write(write)
+
+    async def run(needle: str, role: str = "user") -> list[str]:
+        def read(conn: Connection) -> list[str]:
+            found = queries.message_infos_containing(conn, "ses_a", role=role, needle=needle)
+            return [raw.split('"id":"', 1)[1][:5] for raw in found]
+
+        return await db.read(read)
+
+    assert await run("0% off") == ["msg_1"]
+    assert await run("a_b") == ["msg_3"]
+    assert await run("c\\\\d") == ["msg_5"]
+    assert await run("off") == ["msg_2", "msg_1"]
+    assert await run("off", role="assistant") == []

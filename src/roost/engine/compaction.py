@@ -63,11 +63,9 @@ Event = tuple[str, dict[str, Any]]
 
 _RECENT_REPLIES: Final = 20
 """Assistant messages read back to find the session's last request at a run's start."""
-_SUMMARY_PAGE: Final = 100
-"""Assistant messages read per query while looking back for the newest completed summary."""
 _SUMMARY_MARK: Final = '"summary":true'
-"""How a summary's stored ``Message`` JSON (compact, as ``orjson`` writes it) says so: only
-messages containing it are parsed while looking back."""
+"""How a summary's stored ``Message`` JSON (compact, as ``orjson`` writes it) says so: the
+database looks back for it, and only the messages holding it are parsed."""
 
 
 def conversation_until(rows: list[queries.MessageRow], user_message_id: str) -> list[Message]:
@@ -103,7 +101,8 @@ def turn_rows(conn: Connection, session_id: str, user_message_id: str) -> list[q
     messages newest first and stops at the compaction (or the start of the tail it kept). Like
     it, this relies on a reply's id sorting after its prompt's (ids are minted in time order);
     a summary whose id sorts before its prompt's (a client's message id from a clock ahead)
-    makes it read everything. Looking back costs one parse per summary, not per message.
+    makes it read everything. Looking back for the summary is a scan in the database; only
+    summaries are parsed.
 
     Called in a read transaction (it reads twice).
     """
@@ -118,21 +117,14 @@ def turn_rows(conn: Connection, session_id: str, user_message_id: str) -> list[q
 def _newest_summary_prompt(conn: Connection, session_id: str, user_message_id: str) -> str | None:
     """The parent (prompt) of the newest completed summary answering a prompt up to
     ``user_message_id``, when it sorts before the summary itself; else None."""
-    before: str | None = None
-    while True:
-        page = queries.recent_message_infos(
-            conn, session_id, role="assistant", limit=_SUMMARY_PAGE, before=before
-        )
-        for raw in page:
-            if _SUMMARY_MARK not in raw:
-                continue
-            info = orjson.loads(raw)
-            parent = info.get("parentID") or ""
-            if is_completed_summary(info) and parent <= user_message_id:
-                return parent if parent and parent < info["id"] else None
-        if len(page) < _SUMMARY_PAGE:
-            return None
-        before = orjson.loads(page[-1])["id"]
+    for raw in queries.message_infos_containing(
+        conn, session_id, role="assistant", needle=_SUMMARY_MARK
+    ):
+        info = orjson.loads(raw)
+        parent = info.get("parentID") or ""
+        if is_completed_summary(info) and parent <= user_message_id:
+            return parent if parent and parent < info["id"] else None
+    return None
 
 
 def is_compaction_run(run: runs.RunRow) -> bool:

@@ -8,7 +8,7 @@ still being streamed is the exception: its row is completed with the deltas from
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,20 @@ _SESSION_MESSAGES = Prepared(
     .where(message.c.session_id == bindparam("sid"))
     .order_by(message.c.id)
 )
+_NEWEST_CONTAINING = (
+    select(message.c.id, message.c.data)
+    .where(
+        message.c.session_id == bindparam("sid"),
+        message.c.role == bindparam("role"),
+        message.c.data.like(bindparam("pattern"), escape="\\"),
+    )
+    .order_by(message.c.id.desc())
+    # One row per query: Python's sqlite3 steps to the next row as it returns one, and without
+    # a limit that step would scan the rest of the session for a further match.
+    .limit(1)
+)
+_NEWEST_CONTAINING_FIRST = Prepared(_NEWEST_CONTAINING)
+_NEWEST_CONTAINING_BEFORE = Prepared(_NEWEST_CONTAINING.where(message.c.id < bindparam("before")))
 _PART_COLUMNS = (
     part.c.message_id,
     part.c.data,
@@ -184,17 +198,32 @@ def get_message(conn: Connection, session_id: str, message_id: str) -> MessageRo
     )
 
 
-def recent_message_infos(
-    conn: Connection, session_id: str, *, role: str, limit: int, before: str | None = None
-) -> list[str]:
+def recent_message_infos(conn: Connection, session_id: str, *, role: str, limit: int) -> list[str]:
     """The newest ``limit`` messages of one role (``Message`` JSON, without parts), newest
-    first (uses ``ix_message_session``); with ``before``, only those whose id sorts before it
-    (paging backwards)."""
-    cond = and_(message.c.session_id == session_id, message.c.role == role)
-    if before:
-        cond = and_(cond, message.c.id < before)
-    stmt = select(message.c.data).where(cond).order_by(message.c.id.desc()).limit(limit)
+    first (uses ``ix_message_session``)."""
+    stmt = (
+        select(message.c.data)
+        .where(message.c.session_id == session_id, message.c.role == role)
+        .order_by(message.c.id.desc())
+        .limit(limit)
+    )
     return list(conn.execute(stmt).scalars())
+
+
+def message_infos_containing(
+    conn: Connection, session_id: str, *, role: str, needle: str
+) -> Iterator[str]:
+    """The messages of one role whose stored ``Message`` JSON contains ``needle``, newest first
+    (``Message`` JSON, without parts), read one query per message as the caller iterates: the
+    database filters (``LIKE``, case-insensitive for ASCII on SQLite), so the others never
+    reach Python, and a caller that stops at the first one costs the scan down to it. Callers
+    check what they get."""
+    escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    params = {"sid": session_id, "role": role, "pattern": f"%{escaped}%"}
+    row = _NEWEST_CONTAINING_FIRST.execute(conn, params).fetchone()
+    while row is not None:
+        yield row[1]
+        row = _NEWEST_CONTAINING_BEFORE.execute(conn, {**params, "before": row[0]}).fetchone()
 
 
 def message_session(conn: Connection, message_id: str) -> str | None:
