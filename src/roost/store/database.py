@@ -574,6 +574,7 @@ class Database(abc.ABC):
         tx = Tx(conn)
         self._inject(cmd)
         cmd.result = cmd.fn(tx)
+        tx.finish()
         cmd.events = tx.events
 
     # -- the reaper thread -------------------------------------------------------------

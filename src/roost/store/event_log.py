@@ -1,10 +1,13 @@
 """The append-only event log: ``Tx.append`` assigns ``seq`` and folds the projections.
 
 Invariant: within one session, ``seq`` runs 1, 2, 3, … with no gap and no repeat. It comes from
-the ``session_head`` counter, bumped in the same transaction that inserts the event, and
-``UNIQUE(session_id, seq)`` backs it. No caller can pass a ``seq``. Each event's projection
-update (``projector.apply``) commits in that same transaction, so the log and the projections
-never disagree.
+the ``session_head`` counter, in the same transaction that inserts the event, and
+``UNIQUE(session_id, seq)`` backs it. No caller can pass a ``seq``. A write command bumps a
+session's counter once, at its first event of that session (on PostgreSQL the update holds the
+row's lock until commit, so no other transaction numbers that session meanwhile); its further
+events take the next numbers, and ``Tx.finish`` stores the last one before the command ends.
+Each event's projection update (``projector.apply``) commits in that same transaction, so the
+log and the projections never disagree.
 
 Each event is encoded to JSON once (``encoding.encode``): the projected object it carries (a
 part, a message's or session's ``info``) is encoded first and embedded in the event's JSON as a
@@ -45,6 +48,11 @@ _BUMP_SEQ = Prepared(
     .returning(session_head.c.last_seq)
 )
 _INSERT_HEAD = Prepared(insert(session_head), keys=("session_id", "last_seq"))
+_SET_SEQ = Prepared(
+    update(session_head)
+    .where(session_head.c.session_id == bindparam("sid"))
+    .values(last_seq=bindparam("seq"))
+)
 
 
 def now_ms() -> int:
@@ -69,6 +77,8 @@ class Tx:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.events: list[StoredEvent] = []
+        self._heads: dict[str, list[int]] = {}
+        """Per session this command appended to: [``last_seq`` as stored, last ``seq`` given]."""
 
     def append(self, session_id: str, type_: str, properties: dict[str, Any]) -> StoredEvent:
         """Append one event, assign its ``seq``, and fold it into the projections.
@@ -106,12 +116,28 @@ class Tx:
         self.events.append(stored)
         return stored
 
+    def finish(self) -> None:
+        """Store each session's counter where this command's events left it (module
+        docstring); the writer calls it when the command returns, before anything else runs in
+        the transaction."""
+        for session_id, (stored, given) in self._heads.items():
+            if given != stored:
+                _SET_SEQ.execute(self.conn, {"sid": session_id, "seq": given})
+        self._heads.clear()
+
     def _next_seq(self, session_id: str) -> int:
+        head = self._heads.get(session_id)
+        if head is not None:
+            head[1] += 1
+            return head[1]
         bumped = _BUMP_SEQ.scalar(self.conn, {"sid": session_id})
         if bumped is not None:
-            return int(bumped)
-        _INSERT_HEAD.execute(self.conn, {"session_id": session_id, "last_seq": 1})
-        return 1
+            seq = int(bumped)
+        else:
+            _INSERT_HEAD.execute(self.conn, {"session_id": session_id, "last_seq": 1})
+            seq = 1
+        self._heads[session_id] = [seq, seq]
+        return seq
 
 
 _STORED_COLUMNS = (
