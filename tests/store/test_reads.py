@@ -6,6 +6,7 @@ import asyncio
 import threading
 from pathlib import Path
 
+import orjson
 import pytest
 from sqlalchemy import Connection, text
 
@@ -75,8 +76,12 @@ async def test_reads_after_close_raise_store_closed(tmp_path: Path) -> None:
 
 async def test_messages_containing_a_needle_match_it_literally_newest_first(db: Database) -> None:
     """``%``, ``_`` and ``\\`` in the needle are literal characters, not ``LIKE`` patterns;
-    other roles and sessions are left out."""
+    other roles and sessions are left out. A match older than 200 others is found too (the
+    messages are looked at a page at a time)."""
+    fillers = {f"msg_0{n:03}": "filler" for n in range(1, 201)}
     texts = {
+        "msg_0000": "on sale: off",
+        **fillers,
         "msg_1": "50% off",
         "msg_2": "50x off",
         "msg_3": "a_b",
@@ -98,12 +103,12 @@ async def test_messages_containing_a_needle_match_it_literally_newest_first(db: 
     async def run(needle: str, role: str = "user") -> list[str]:
         def read(conn: Connection) -> list[str]:
             found = queries.message_infos_containing(conn, "ses_a", role=role, needle=needle)
-            return [raw.split('"id":"', 1)[1][:5] for raw in found]
+            return [orjson.loads(raw)["id"] for raw in found]
 
         return await db.read(read)
 
     assert await run("0% off") == ["msg_1"]
     assert await run("a_b") == ["msg_3"]
     assert await run("c\\\\d") == ["msg_5"]
-    assert await run("off") == ["msg_2", "msg_1"]
+    assert await run("off") == ["msg_2", "msg_1", "msg_0000"]
     assert await run("off", role="assistant") == []

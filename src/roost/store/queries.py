@@ -26,20 +26,20 @@ _SESSION_MESSAGES = Prepared(
     .where(message.c.session_id == bindparam("sid"))
     .order_by(message.c.id)
 )
-_NEWEST_CONTAINING = (
-    select(message.c.id, message.c.data)
-    .where(
-        message.c.session_id == bindparam("sid"),
-        message.c.role == bindparam("role"),
-        message.c.data.like(bindparam("pattern"), escape="\\"),
-    )
+_CONTAINS_PAGE = 100
+"""Messages looked at per query by ``message_infos_containing``."""
+_NEWEST_FLAGGED = (
+    # Whether each message contains the pattern, not a filter on it: with the filter in WHERE,
+    # PostgreSQL expects few matches and scans the whole session to sort them, where walking
+    # the index from the newest message stops at the first page.
+    select(message.c.id, message.c.data.like(bindparam("pattern"), escape="\\").label("hit"))
+    .where(message.c.session_id == bindparam("sid"), message.c.role == bindparam("role"))
     .order_by(message.c.id.desc())
-    # One row per query: Python's sqlite3 steps to the next row as it returns one, and without
-    # a limit that step would scan the rest of the session for a further match.
-    .limit(1)
+    .limit(_CONTAINS_PAGE)
 )
-_NEWEST_CONTAINING_FIRST = Prepared(_NEWEST_CONTAINING)
-_NEWEST_CONTAINING_BEFORE = Prepared(_NEWEST_CONTAINING.where(message.c.id < bindparam("before")))
+_NEWEST_FLAGGED_FIRST = Prepared(_NEWEST_FLAGGED)
+_NEWEST_FLAGGED_BEFORE = Prepared(_NEWEST_FLAGGED.where(message.c.id < bindparam("before")))
+_MESSAGE_DATA = Prepared(select(message.c.data).where(message.c.id == bindparam("mid")))
 _PART_COLUMNS = (
     part.c.message_id,
     part.c.data,
@@ -214,16 +214,20 @@ def message_infos_containing(
     conn: Connection, session_id: str, *, role: str, needle: str
 ) -> Iterator[str]:
     """The messages of one role whose stored ``Message`` JSON contains ``needle``, newest first
-    (``Message`` JSON, without parts), read one query per message as the caller iterates: the
-    database filters (``LIKE``, case-insensitive for ASCII on SQLite), so the others never
-    reach Python, and a caller that stops at the first one costs the scan down to it. Callers
-    check what they get."""
+    (``Message`` JSON, without parts), read as the caller iterates: the database tests each
+    message (``LIKE``, case-insensitive for ASCII on SQLite), ``_CONTAINS_PAGE`` at a time
+    from the newest, and only those containing it are read into Python, so a caller that stops
+    at the first one costs the messages down to it. Callers check what they get."""
     escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     params = {"sid": session_id, "role": role, "pattern": f"%{escaped}%"}
-    row = _NEWEST_CONTAINING_FIRST.execute(conn, params).fetchone()
-    while row is not None:
-        yield row[1]
-        row = _NEWEST_CONTAINING_BEFORE.execute(conn, {**params, "before": row[0]}).fetchone()
+    page = _NEWEST_FLAGGED_FIRST.execute(conn, params).fetchall()
+    while page:
+        for message_id, hit in page:
+            if hit:
+                yield _MESSAGE_DATA.scalar(conn, {"mid": message_id})
+        if len(page) < _CONTAINS_PAGE:
+            return
+        page = _NEWEST_FLAGGED_BEFORE.execute(conn, {**params, "before": page[-1][0]}).fetchall()
 
 
 def message_session(conn: Connection, message_id: str) -> str | None:
