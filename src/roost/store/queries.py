@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, select
+from sqlalchemy import Connection, and_, bindparam, case, select
 
 from roost.store import deltas
 from roost.store.prepared import Prepared
@@ -29,17 +29,19 @@ _SESSION_MESSAGES = Prepared(
 _CONTAINS_PAGE = 100
 """Messages looked at per query by ``message_infos_containing``."""
 _NEWEST_FLAGGED = (
-    # Whether each message contains the pattern, not a filter on it: with the filter in WHERE,
-    # PostgreSQL expects few matches and scans the whole session to sort them, where walking
-    # the index from the newest message stops at the first page.
-    select(message.c.id, message.c.data.like(bindparam("pattern"), escape="\\").label("hit"))
+    # Each message's JSON when it contains the pattern, else NULL, rather than a filter on it:
+    # with the filter in WHERE, PostgreSQL expects few matches and scans the whole session to
+    # sort them, where walking the index from the newest message stops at the first page.
+    select(
+        message.c.id,
+        case((message.c.data.like(bindparam("pattern"), escape="\\"), message.c.data)),
+    )
     .where(message.c.session_id == bindparam("sid"), message.c.role == bindparam("role"))
     .order_by(message.c.id.desc())
     .limit(_CONTAINS_PAGE)
 )
 _NEWEST_FLAGGED_FIRST = Prepared(_NEWEST_FLAGGED)
 _NEWEST_FLAGGED_BEFORE = Prepared(_NEWEST_FLAGGED.where(message.c.id < bindparam("before")))
-_MESSAGE_DATA = Prepared(select(message.c.data).where(message.c.id == bindparam("mid")))
 _PART_COLUMNS = (
     part.c.message_id,
     part.c.data,
@@ -216,15 +218,15 @@ def message_infos_containing(
     """The messages of one role whose stored ``Message`` JSON contains ``needle``, newest first
     (``Message`` JSON, without parts), read as the caller iterates: the database tests each
     message (``LIKE``, case-insensitive for ASCII on SQLite), ``_CONTAINS_PAGE`` at a time
-    from the newest, and only those containing it are read into Python, so a caller that stops
+    from the newest, and only the JSON of those containing it comes back, so a caller that stops
     at the first one costs the messages down to it. Callers check what they get."""
     escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     params = {"sid": session_id, "role": role, "pattern": f"%{escaped}%"}
     page = _NEWEST_FLAGGED_FIRST.execute(conn, params).fetchall()
     while page:
-        for message_id, hit in page:
-            if hit:
-                yield _MESSAGE_DATA.scalar(conn, {"mid": message_id})
+        for _, data in page:
+            if data is not None:
+                yield data
         if len(page) < _CONTAINS_PAGE:
             return
         page = _NEWEST_FLAGGED_BEFORE.execute(conn, {**params, "before": page[-1][0]}).fetchall()
