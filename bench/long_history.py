@@ -35,72 +35,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.big_body import Probe, pct  # noqa: E402
+from tests.support.histories import fill_long_session  # noqa: E402
 from tests.support.scripted_llm import MODEL_ID, ScriptedLLM  # noqa: E402
 from tests.support.server import PROVIDER_ID, RoostServer, project_config  # noqa: E402
 
-from roost.ids import new_message_id, new_part_id, new_session_id  # noqa: E402
-from roost.model import event as ev  # noqa: E402
-from roost.model import message as msg  # noqa: E402
-from roost.model.session import new_session  # noqa: E402
-from roost.store.database import Database  # noqa: E402
-from roost.store.event_log import Tx  # noqa: E402
-
-_TEXT_CHARS = 2000
-_TURNS_PER_TX = 200
 _IDLE_TIMEOUT_S = 120.0
-
-
-def _turn(tx: Tx, sid: str, n: int, at: int, directory: str) -> None:
-    """Append one user message and its completed reply, as a finished turn leaves them."""
-    uid, aid = new_message_id(), new_message_id()
-    user = msg.user_message(
-        uid, sid, created_ms=at, agent="build", provider_id=PROVIDER_ID, model_id=MODEL_ID
-    )
-    tx.append(sid, ev.MESSAGE_UPDATED, {"sessionID": sid, "info": user})
-    text = f"question {n} " + "q" * _TEXT_CHARS
-    part = msg.text_part(new_part_id(), sid, uid, text)
-    tx.append(sid, ev.PART_UPDATED, {"sessionID": sid, "part": part})
-    reply = msg.assistant_message(
-        aid,
-        sid,
-        parent_id=uid,
-        created_ms=at + 1,
-        agent="build",
-        provider_id=PROVIDER_ID,
-        model_id=MODEL_ID,
-        directory=directory,
-    )
-    tx.append(sid, ev.MESSAGE_UPDATED, {"sessionID": sid, "info": reply})
-    for stored in (
-        msg.step_start_part(new_part_id(), sid, aid),
-        msg.text_part(new_part_id(), sid, aid, f"answer {n} " + "a" * _TEXT_CHARS),
-        msg.step_finish_part(new_part_id(), sid, aid, reason="stop", tokens=msg.tokens(1000, 500)),
-    ):
-        tx.append(sid, ev.PART_UPDATED, {"sessionID": sid, "part": stored})
-    done = {**reply, "time": {"created": at + 1, "completed": at + 2}, "finish": "stop"}
-    tx.append(sid, ev.MESSAGE_UPDATED, {"sessionID": sid, "info": done})
-
-
-async def _fill(path: Path, turns: int, directory: str) -> str:
-    """One session of ``turns`` finished turns; returns its id."""
-    db = await Database.open(path)
-    sid = new_session_id()
-    try:
-        at = int(time.time() * 1000) - 3 * turns
-        info = new_session(sid, directory=directory, project_id="global", created_ms=at)
-        await db.write(
-            lambda tx: tx.append(sid, ev.SESSION_CREATED, {"sessionID": sid, "info": info})
-        )
-        for start in range(0, turns, _TURNS_PER_TX):
-
-            def write(tx: Tx, start: int = start) -> None:
-                for n in range(start, min(turns, start + _TURNS_PER_TX)):
-                    _turn(tx, sid, n, at + 3 * n, directory)
-
-            await db.write(write)
-    finally:
-        await db.close()
-    return sid
 
 
 def _cpu_ms(pid: int) -> float:
@@ -124,7 +63,7 @@ def _measure(turns: int, prompts: int) -> str:
         (project / "opencode.json").write_text(json.dumps(project_config(llm.base_url)))
         db_path = Path(tmp) / "long.db"
         print(f"{turns} turns: filling", file=sys.stderr)
-        sid = asyncio.run(_fill(db_path, turns, str(project)))
+        sid = asyncio.run(fill_long_session(db_path, turns, str(project)))
         server = RoostServer(project, db_path).start()
         assert server.proc is not None
         try:

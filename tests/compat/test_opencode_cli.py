@@ -7,6 +7,7 @@ What the CLI calls (1.18.34): ``POST /session`` with a permission ruleset denyin
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.compat.conftest import OPENCODE_BIN, require_node_modules
+from tests.support.histories import fill_long_session
 from tests.support.scripted_llm import ScriptedLLM, text_turn
 from tests.support.server import MODEL_ID, PROVIDER_ID, RoostServer
 
@@ -129,3 +131,29 @@ def test_opencode_run_attach_runs_the_init_command(
     [user] = [m for m in llm.requests[-1]["messages"] if m["role"] == "user"]
     assert "AGENTS.md" in user["content"] and str(server.directory) in user["content"]
     assert "keep it short" in user["content"]
+
+
+def test_opencode_run_continues_a_long_compacted_session_from_its_summary(
+    project: Path, llm: ScriptedLLM, tmp_path: Path
+) -> None:
+    """``opencode run --attach --session`` on a session of 1,000 finished turns compacted once:
+    the CLI prints the answer, and the model is sent the summary and what follows it, while
+    the store keeps all 2,000 earlier messages (the turn reads from the summary on,
+    ``engine/compaction.turn_rows``)."""
+    db_path = tmp_path / "long.db"
+    sid = asyncio.run(fill_long_session(db_path, 1000, str(project)))
+    server = RoostServer(project, db_path).start()
+    try:
+        llm.enqueue(text_turn("SUMMARY OF A THOUSAND TURNS"), text_turn("the long session goes on"))
+        model = {"providerID": PROVIDER_ID, "modelID": MODEL_ID}
+        compacted = server.post(f"/session/{sid}/summarize", json=model)
+        assert compacted.status_code == 200 and compacted.json() is True
+        done = opencode_run(server, tmp_path, "--session", sid, "what comes next?")
+        assert done.returncode == 0, done.stderr + done.stdout
+        assert "the long session goes on" in done.stdout
+        sent = llm.requests[-1]["messages"]
+        assert "SUMMARY OF A THOUSAND TURNS" in str(sent)
+        assert "question 999 " not in str(sent) and len(sent) < 10
+        assert len(server.messages(sid)) == 2000 + 2 + 2
+    finally:
+        server.close()
