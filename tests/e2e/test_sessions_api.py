@@ -3,6 +3,7 @@ OpenAPI schemas), id order, parent/child trees, updates, deletion and the messag
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import re
@@ -13,7 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
+from roost.api.responses import SLICE_CHARS
 from tests.support.events import EventCollector, Frame
+from tests.support.histories import fill_long_session
 from tests.support.openapi import validate
 from tests.support.scripted_llm import ScriptedLLM, Text, Turn, text_turn, tool_turn
 from tests.support.server import RoostServer, project_config, prompt_body
@@ -308,6 +311,33 @@ def test_message_list_limit_returns_only_the_newest_messages(
     assert _texts(newest[0]) == ["two"]
     two = server.get(f"/session/{sid}/message", params={"limit": 2}).json()
     assert two == everything[-2:]
+
+
+def test_a_long_message_list_is_sent_in_slices_with_its_length_and_the_same_messages(
+    project: Path, tmp_path: Path
+) -> None:
+    """200 messages (0.5 MiB, more than one ``responses.SLICE_CHARS`` slice) are sent as
+    slices: the ``Content-Length`` is the body's, and the list holds every message as
+    ``GET …/message/{id}`` gives it, oldest first."""
+    db_path = tmp_path / "long.db"
+    sid = asyncio.run(fill_long_session(db_path, 100, str(project)))
+    server = RoostServer(project, db_path).start()
+    try:
+        response = server.get(f"/session/{sid}/message")
+        assert response.status_code == 200, response.text
+        assert len(response.content) > 2 * SLICE_CHARS
+        assert response.headers["content-length"] == str(len(response.content))
+        assert response.headers["content-type"] == "application/json"
+        listed = response.json()
+        assert len(listed) == 200
+        for message in listed:
+            one = server.get(f"/session/{sid}/message/{message['info']['id']}")
+            assert _valid_message(one.json()) == message
+        ids = [m["info"]["id"] for m in listed]
+        assert ids == sorted(ids)
+        assert server.get(f"/session/{sid}/message", params={"limit": 200}).json() == listed
+    finally:
+        server.close()
 
 
 def test_get_message_returns_that_message_with_its_parts(

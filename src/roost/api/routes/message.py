@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from roost.api.boundary import BoundaryRoute, let_go
 from roost.api.errors import responses
-from roost.api.responses import JSONBytes, message_json, raw_json, raw_json_array
+from roost.api.responses import JSONBytes, json_array, message_json, raw_json
 from roost.api.wire import (
     CommandBody,
     CountQuery,
@@ -70,7 +70,7 @@ async def list_messages(
 ) -> Response:
     """Messages with their parts, oldest first; ``limit`` keeps the newest N."""
     rows = await _service(request).list_messages(session_id, limit=limit, before=before)
-    return raw_json_array(message_json(r.info, r.parts) for r in rows)
+    return await json_array(message_json(r.info, r.parts) for r in rows)
 
 
 @router.get("/session/{sessionID}/message/{messageID}", responses=responses(NotFound))

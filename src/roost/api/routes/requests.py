@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from roost.api.boundary import BoundaryRoute
 from roost.api.errors import responses
-from roost.api.responses import JSONBytes, raw_json, raw_json_array
+from roost.api.responses import JSONBytes, json_array, raw_json
 from roost.api.wire import SessionIDPattern
 from roost.engine.sessions import SessionService
 from roost.errors import NotFound
@@ -54,7 +54,7 @@ class QuestionReplyBody(_Body):
 @router.get("/permission")
 async def list_permissions(request: Request) -> Response:
     """Pending permission requests."""
-    return raw_json_array(await _service(request).pending_permissions())
+    return await json_array(await _service(request).pending_permissions())
 
 
 @router.post("/permission/{requestID}/reply", responses=responses(NotFound))
@@ -84,7 +84,7 @@ async def reply_permission_legacy(
 @router.get("/question")
 async def list_questions(request: Request) -> Response:
     """Pending question requests."""
-    return raw_json_array(await _service(request).pending_questions())
+    return await json_array(await _service(request).pending_questions())
 
 
 @router.post("/question/{requestID}/reply", responses=responses(NotFound))

@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from roost.api.boundary import BoundaryRoute
 from roost.api.errors import responses
-from roost.api.responses import JSONBytes, raw_json, raw_json_array
+from roost.api.responses import JSONBytes, json_array, raw_json
 from roost.api.wire import (
     CountQuery,
     EpochMsQuery,
@@ -53,7 +53,7 @@ async def list_sessions(
         directory=None,
     )
     del directory  # one project per server: every session shares its directory
-    return raw_json_array(rows)
+    return await json_array(rows)
 
 
 @router.post("/session", responses=responses(InvalidInput))
@@ -102,7 +102,7 @@ async def delete_session(request: Request, session_id: SessionIDParam) -> Respon
 @router.get("/session/{sessionID}/children", responses=responses(NotFound))
 async def session_children(request: Request, session_id: SessionIDParam) -> Response:
     """Direct child sessions."""
-    return raw_json_array(await _service(request).children(session_id))
+    return await json_array(await _service(request).children(session_id))
 
 
 @router.post("/session/{sessionID}/abort", responses=responses(NotFound))
