@@ -13,8 +13,12 @@ waiting for ``session.idle``) and answers ``--prompts`` prompts in a row with th
 
 Printed per size: the turn's latency (client side, p50 / p99 ms), the server's CPU time per
 turn (``/proc/PID/stat``, ms), the probes' p99 and max (ms), and how many messages the last
-model request carried (from the scripted LLM), which shows the compaction took effect. Every
-loop is bounded; the server is stopped in a ``finally``.
+model request carried (from the scripted LLM), which shows the compaction took effect.
+
+A second table: before the compaction, ``--get-all`` reads of the whole session
+(``GET /session/{id}/message`` without ``limit``) from another process, one after the other,
+while the probes run: the body's size, the read's latency (p50 / max ms) and the probes' p99 and
+max (ms). Every loop is bounded; the server is stopped in a ``finally``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -56,7 +61,23 @@ def _wait_idle(client: httpx.Client, url: str, sid: str) -> None:
     raise RuntimeError(f"session {sid} still busy after {_IDLE_TIMEOUT_S:.0f} s")
 
 
-def _measure(turns: int, prompts: int) -> str:
+def _get_all(url: str, sid: str, times: int) -> tuple[list[float], int]:
+    """Read the whole session ``times`` times, 0.1 s apart (in a child process, so that
+    reading 26 MiB never holds the probe thread's GIL); latencies (ms) and the body's bytes."""
+    latencies: list[float] = []
+    size = 0
+    with httpx.Client(timeout=_IDLE_TIMEOUT_S) as client:
+        for _ in range(times):
+            t0 = time.perf_counter()
+            response = client.get(f"{url}/session/{sid}/message")
+            response.raise_for_status()
+            latencies.append((time.perf_counter() - t0) * 1000)
+            size = len(response.content)
+            time.sleep(0.1)
+    return latencies, size
+
+
+def _measure(turns: int, prompts: int, get_all: int) -> tuple[str, str]:
     with tempfile.TemporaryDirectory() as tmp, ScriptedLLM() as llm:
         project = Path(tmp) / "project"
         project.mkdir()
@@ -67,6 +88,14 @@ def _measure(turns: int, prompts: int) -> str:
         server = RoostServer(project, db_path).start()
         assert server.proc is not None
         try:
+            with Probe(server.url) as probe, ProcessPoolExecutor(1) as reader:
+                started = time.perf_counter()
+                reads, size = reader.submit(_get_all, server.url, sid, get_all).result()
+                during = probe.between(started, time.perf_counter())
+            read_row = (
+                f"| {turns:,} | {size / 2**20:.1f} | {get_all} | {statistics.median(reads):.0f} "
+                f"| {max(reads):.0f} | {pct(during, 99):.1f} | {max(during):.1f} |"
+            )
             with httpx.Client(timeout=_IDLE_TIMEOUT_S) as client:
                 model = {"providerID": PROVIDER_ID, "modelID": MODEL_ID}
                 compact = client.post(f"{server.url}/session/{sid}/summarize", json=model)
@@ -93,11 +122,12 @@ def _measure(turns: int, prompts: int) -> str:
                 sent = len(llm.requests[-1]["messages"])
         finally:
             server.close()
-    return (
+    turn_row = (
         f"| {turns:,} | {2 * turns:,} | {prompts} | {statistics.median(latencies):.1f} | "
         f"{pct(latencies, 99):.1f} | {cpu_ms:.1f} | {pct(probes, 99):.1f} | {max(probes):.1f} | "
         f"{sent} |"
     )
+    return turn_row, read_row
 
 
 def main() -> None:
@@ -105,14 +135,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 5000], help="turns stored")
     parser.add_argument("--prompts", type=int, default=30, help="prompts measured per size")
+    parser.add_argument("--get-all", type=int, default=10, help="whole-session reads per size")
     args = parser.parse_args()
-    rows = [_measure(turns, args.prompts) for turns in args.sizes]
+    rows = [_measure(turns, args.prompts, args.get_all) for turns in args.sizes]
     print(
         "| turns stored | messages | prompts | turn p50 ms | turn p99 ms | server CPU ms / turn "
         "| probe p99 ms | probe max ms | messages in the last model request |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
-    print("\n".join(rows))
+    print("\n".join(turn for turn, _ in rows))
+    print()
+    print(
+        "| turns stored | body MiB | reads | read p50 ms | read max ms | probe p99 ms "
+        "| probe max ms |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    print("\n".join(read for _, read in rows))
 
 
 if __name__ == "__main__":
