@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import re
@@ -13,7 +14,9 @@ import pytest
 
 from roost.ids import new_message_id, new_part_id
 from tests.support.events import EventCollector, types_of, until_idle
+from tests.support.histories import fill_long_session
 from tests.support.scripted_llm import (
+    MODEL_ID,
     Delay,
     Drop,
     Fail,
@@ -24,7 +27,7 @@ from tests.support.scripted_llm import (
     Turn,
     text_turn,
 )
-from tests.support.server import RoostServer, prompt_body
+from tests.support.server import PROVIDER_ID, RoostServer, prompt_body
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -407,3 +410,33 @@ def test_abort_while_the_provider_hangs_idles_once_and_the_session_answers_again
     assert [m["info"]["role"] for m in msgs] == ["user", "assistant", "user", "assistant"]
     assert "error" not in msgs[-1]["info"] and _texts(msgs[-1]) == ["back again"]
     assert len(llm.requests) == 2
+
+
+def test_a_turn_in_a_long_uncompacted_session_sends_the_model_the_whole_history(
+    project: Path, llm: ScriptedLLM, tmp_path: Path
+) -> None:
+    """150 finished turns (about 0.8 MiB stored, past ``OFF_LOOP_CHARS``: the request is
+    built on a worker thread) then a prompt: the model gets every earlier message, in order,
+    and the answer is stored."""
+    db_path = tmp_path / "long.db"
+    sid = asyncio.run(fill_long_session(db_path, 150, str(project)))
+    server = RoostServer(project, db_path).start()
+    try:
+        llm.enqueue(text_turn("all of it, read"))
+        model = {"providerID": PROVIDER_ID, "modelID": MODEL_ID}
+        answer = server.post(
+            f"/session/{sid}/message",
+            json={"parts": [{"type": "text", "text": "what came first?"}], "model": model},
+        )
+        assert answer.status_code == 200, answer.text
+        assert [p.get("text") for p in answer.json()["parts"] if p["type"] == "text"] == [
+            "all of it, read"
+        ]
+        sent = llm.requests[-1]["messages"]
+        assert sent[0]["role"] == "system" and len(sent) == 1 + 2 * 150 + 1
+        texts = [str(m.get("content")) for m in sent[1:]]
+        assert texts[0].startswith("question 0 ") and texts[1].startswith("answer 0 ")
+        assert texts[-3].startswith("question 149 ") and texts[-2].startswith("answer 149 ")
+        assert texts[-1] == "what came first?"
+    finally:
+        server.close()

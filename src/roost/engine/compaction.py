@@ -25,7 +25,9 @@ summary.
 
 from __future__ import annotations
 
-from typing import Any, Final
+import asyncio
+from collections.abc import Callable
+from typing import Any, Final, TypeVar
 
 import orjson
 from sqlalchemy import Connection
@@ -66,6 +68,24 @@ _RECENT_REPLIES: Final = 20
 _SUMMARY_MARK: Final = '"summary":true'
 """How a summary's stored ``Message`` JSON (compact, as ``orjson`` writes it) says so: the
 database looks back for it, and only the messages holding it are parsed."""
+
+
+OFF_LOOP_CHARS: Final = 256 * 1024
+"""Stored characters of the messages a model request is built from, from which it is built on
+a worker thread. Decoding and converting them takes about 14 ms per MiB on a 2-core VM, all of
+it in one call that holds the event loop: a turn in a session of 5 MiB that was never compacted
+kept every other request waiting about 100 ms (``bench/long_history.py --no-compact``)."""
+
+T = TypeVar("T")
+
+
+async def off_loop_if_long(rows: list[queries.MessageRow], fn: Callable[[], T]) -> T:
+    """``fn()``: called here when ``rows`` hold fewer than ``OFF_LOOP_CHARS`` characters,
+    else on a worker thread, where the loop keeps its share of the GIL between the small
+    decodes ``fn`` is made of (it must touch nothing but its arguments)."""
+    if sum(len(r.info) + sum(map(len, r.parts)) for r in rows) < OFF_LOOP_CHARS:
+        return fn()
+    return await asyncio.to_thread(fn)
 
 
 def conversation_until(rows: list[queries.MessageRow], user_message_id: str) -> list[Message]:
@@ -262,13 +282,19 @@ class RunCompactor:
         self._fitted = True
         """Whether a request fitted the window since this run's last compaction."""
 
-    def chat_messages(self, rows: list[queries.MessageRow]) -> list[dict[str, Any]]:
+    async def chat_messages(self, rows: list[queries.MessageRow]) -> list[dict[str, Any]]:
         """What the run's next request sends, from the session's rows: the compacted view,
-        pruned when configured, as chat messages under the run's system prompt."""
-        view = model_view(conversation_until(rows, self._run.message_id), compaction_requests(rows))
-        if self._settings.prune:
-            view = prune_tool_outputs(view)
-        return history.to_chat_messages(self._system, view)
+        pruned when configured, as chat messages under the run's system prompt (built off
+        the loop for a long history, ``off_loop_if_long``)."""
+
+        def build() -> list[dict[str, Any]]:
+            conversation = conversation_until(rows, self._run.message_id)
+            view = model_view(conversation, compaction_requests(rows))
+            if self._settings.prune:
+                view = prune_tool_outputs(view)
+            return history.to_chat_messages(self._system, view)
+
+        return await off_loop_if_long(rows, build)
 
     def is_full(self, usage: Usage) -> bool:
         """Whether the last request filled the window (see ``Compactor``)."""
@@ -322,7 +348,7 @@ class RunCompactor:
         rows = await self._db.read(
             lambda c: turn_rows(c, self._run.session_id, self._run.message_id)
         )
-        return self.chat_messages(rows)
+        return await self.chat_messages(rows)
 
     async def _summarize(
         self, rows: list[queries.MessageRow], *, keep_prompt: bool, automatic: bool
@@ -336,15 +362,19 @@ class RunCompactor:
             CompactionFailed: The model wrote no summary (no text, or tool calls instead).
         """
         sid = self._run.session_id
-        view = model_view(conversation_until(rows, self._run.message_id), compaction_requests(rows))
-        head = before_message(view, self._run.message_id) if keep_prompt else view
-        if not any("id" in m["info"] for m in head):
+
+        def build() -> list[dict[str, Any]] | None:
+            conversation = conversation_until(rows, self._run.message_id)
+            view = model_view(conversation, compaction_requests(rows))
+            head = before_message(view, self._run.message_id) if keep_prompt else view
+            return summary_request(head) if any("id" in m["info"] for m in head) else None
+
+        messages = await off_loop_if_long(rows, build)
+        if messages is None:
             if automatic:
                 raise ContextOverflow("the prompt alone is too long for the model's context window")
             raise CompactionFailed(sid, "the session has nothing to summarize")
-        request = ModelRequest(
-            model_id=self._run.request.get("modelID", ""), messages=summary_request(head)
-        )
+        request = ModelRequest(model_id=self._run.request.get("modelID", ""), messages=messages)
         options = TurnOptions(max_steps=1, retry=self._compactions.retry)
         try:
             finish = await run_turn(self._provider, request, self._writer, options)

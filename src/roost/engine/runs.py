@@ -725,7 +725,7 @@ class RunManager:
             rows = await self._db.read(lambda c: turn_rows(c, sid, run.message_id))
         model_request = ModelRequest(
             model_id=resolved.model_id,
-            messages=compactor.chat_messages(rows),
+            messages=await compactor.chat_messages(rows),
             temperature=agent.temperature,
             top_p=agent.top_p,
         )
