@@ -7,6 +7,7 @@ interrupts executing turns (durably) and closes the store. Reads return stored w
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -121,6 +122,7 @@ class SessionService:
         self.catalog = catalog
         self.options = options
         self._providers = providers
+        self._preload: asyncio.Task[None] | None = None
         self.broadcaster = Broadcaster()
         db.on_commit = self._on_commit
         self.requests = RequestBroker(db)
@@ -162,6 +164,11 @@ class SessionService:
         for sid in queued:
             self.runs.kick(sid)
         self.mcp.start()  # connects in the background
+        # Provider clients are made on a thread now rather than on the loop at the first prompt.
+        self._preload = asyncio.create_task(
+            asyncio.to_thread(self._providers.preload, list(self.catalog.providers.values())),
+            name="preload-providers",
+        )
 
     async def interrupt(self) -> None:
         """The first step of a graceful stop: interrupt executing turns durably ("interrupted:
@@ -180,6 +187,8 @@ class SessionService:
     async def stop(self) -> None:
         """Interrupt turns durably, end event streams, close providers and the store."""
         await self.interrupt()
+        if self._preload is not None:
+            await self._preload  # the clients it makes are closed with the others
         await self._providers.close()
         await self.db.close()
 
