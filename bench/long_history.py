@@ -15,6 +15,9 @@ Printed per size: the turn's latency (client side, p50 / p99 ms), the server's C
 turn (``/proc/PID/stat``, ms), the probes' p99 and max (ms), and how many messages the last
 model request carried (from the scripted LLM), which shows the compaction took effect.
 
+With ``--no-compact`` the session is not compacted: each turn sends the model the whole history
+(the case of a session that never filled its model's context window).
+
 A second table: before the compaction, ``--get-all`` reads of the whole session
 (``GET /session/{id}/message`` without ``limit``) from another process, one after the other,
 while the probes run: the body's size, the read's latency (p50 / max ms) and the probes' p99 and
@@ -77,7 +80,7 @@ def _get_all(url: str, sid: str, times: int) -> tuple[list[float], int]:
     return latencies, size
 
 
-def _measure(turns: int, prompts: int, get_all: int) -> tuple[str, str]:
+def _measure(turns: int, prompts: int, get_all: int, compact: bool) -> tuple[str, str]:
     with tempfile.TemporaryDirectory() as tmp, ScriptedLLM() as llm:
         project = Path(tmp) / "project"
         project.mkdir()
@@ -98,10 +101,11 @@ def _measure(turns: int, prompts: int, get_all: int) -> tuple[str, str]:
             )
             with httpx.Client(timeout=_IDLE_TIMEOUT_S) as client:
                 model = {"providerID": PROVIDER_ID, "modelID": MODEL_ID}
-                compact = client.post(f"{server.url}/session/{sid}/summarize", json=model)
-                compact.raise_for_status()
-                _wait_idle(client, server.url, sid)
-                print(f"{turns} turns: compacted; prompting", file=sys.stderr)
+                if compact:
+                    done = client.post(f"{server.url}/session/{sid}/summarize", json=model)
+                    done.raise_for_status()
+                    _wait_idle(client, server.url, sid)
+                print(f"{turns} turns: prompting", file=sys.stderr)
                 latencies: list[float] = []
                 with Probe(server.url) as probe:
                     started = time.perf_counter()
@@ -136,8 +140,12 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 5000], help="turns stored")
     parser.add_argument("--prompts", type=int, default=30, help="prompts measured per size")
     parser.add_argument("--get-all", type=int, default=10, help="whole-session reads per size")
+    parser.add_argument(
+        "--no-compact", action="store_true", help="prompt the whole history (no summary first)"
+    )
     args = parser.parse_args()
-    rows = [_measure(turns, args.prompts, args.get_all) for turns in args.sizes]
+    compact = not args.no_compact
+    rows = [_measure(turns, args.prompts, args.get_all, compact) for turns in args.sizes]
     print(
         "| turns stored | messages | prompts | turn p50 ms | turn p99 ms | server CPU ms / turn "
         "| probe p99 ms | probe max ms | messages in the last model request |"
