@@ -170,6 +170,12 @@ class SessionService:
             name="preload-providers",
         )
 
+    async def preloaded(self) -> None:
+        """Return once the provider clients that ``start`` began making exist (at once when
+        ``start`` has not run)."""
+        if self._preload is not None:
+            await asyncio.shield(self._preload)
+
     async def interrupt(self) -> None:
         """The first step of a graceful stop: interrupt executing turns durably ("interrupted:
         server stopped"), then end every event stream after the events committed so far.
