@@ -36,8 +36,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-HARNESS = Path(__file__).resolve().parents[1].parent / "shared" / "bench" / "ocbench.py"
 ROOT = Path(__file__).resolve().parents[1]
+HARNESS = ROOT.parent / "shared" / "bench" / "ocbench.py"
 EVENT_PAD = "x" * 300
 """Filler that makes a floor event about as long as a Roost part event."""
 EVENTS_PER_TURN = 14

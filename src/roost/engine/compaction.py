@@ -288,13 +288,17 @@ class RunCompactor:
         the loop for a long history, ``off_loop_if_long``)."""
 
         def build() -> list[dict[str, Any]]:
-            conversation = conversation_until(rows, self._run.message_id)
-            view = model_view(conversation, compaction_requests(rows))
+            view = self._view(rows)
             if self._settings.prune:
                 view = prune_tool_outputs(view)
             return history.to_chat_messages(self._system, view)
 
         return await off_loop_if_long(rows, build)
+
+    def _view(self, rows: list[queries.MessageRow]) -> list[Message]:
+        """The compacted view of the conversation the run answers (``model_view``)."""
+        conversation = conversation_until(rows, self._run.message_id)
+        return model_view(conversation, compaction_requests(rows))
 
     def is_full(self, usage: Usage) -> bool:
         """Whether the last request filled the window (see ``Compactor``)."""
@@ -364,8 +368,7 @@ class RunCompactor:
         sid = self._run.session_id
 
         def build() -> list[dict[str, Any]] | None:
-            conversation = conversation_until(rows, self._run.message_id)
-            view = model_view(conversation, compaction_requests(rows))
+            view = self._view(rows)
             head = before_message(view, self._run.message_id) if keep_prompt else view
             return summary_request(head) if any("id" in m["info"] for m in head) else None
 
